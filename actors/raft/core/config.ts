@@ -1,0 +1,62 @@
+import { InvalidConfigError } from './errors';
+
+/** Tunables of one Raft node. Units are in the names. */
+export interface RaftConfig {
+  /** Lower bound of the randomized election timeout (paper 5.2). */
+  readonly electionTimeoutMinMs: number;
+  /** Upper bound (exclusive) of the randomized election timeout. */
+  readonly electionTimeoutMaxMs: number;
+  /** How often a leader's replication stream sends a heartbeat to an idle follower. */
+  readonly heartbeatIntervalMs: number;
+  /** Most entries carried by one AppendEntries request. */
+  readonly maxPayloadEntries: number;
+  /** Most AppendEntries requests in flight to one follower (the pipeline window). */
+  readonly maxInflightAppends: number;
+  /** A stream more than this many entries behind the leader's last index is "lagging" and reads from storage. */
+  readonly replicationLagThreshold: number;
+  /** Most entries handed to the state machine in one apply batch. */
+  readonly maxApplyBatchEntries: number;
+  /** Periodic metrics interval; changes of state, leader or membership are published at once. */
+  readonly metricsIntervalMs: number;
+}
+
+export const DEFAULT_CONFIG: RaftConfig = Object.freeze({
+  electionTimeoutMinMs: 150,
+  electionTimeoutMaxMs: 300,
+  heartbeatIntervalMs: 50,
+  maxPayloadEntries: 300,
+  maxInflightAppends: 8,
+  replicationLagThreshold: 1000,
+  maxApplyBatchEntries: 1024,
+  metricsIntervalMs: 1000,
+});
+
+const INTEGER_FIELDS: readonly (keyof RaftConfig)[] = [
+  'electionTimeoutMinMs', 'electionTimeoutMaxMs', 'heartbeatIntervalMs', 'maxPayloadEntries',
+  'maxInflightAppends', 'replicationLagThreshold', 'maxApplyBatchEntries', 'metricsIntervalMs',
+];
+
+/**
+ * Fills defaults and validates. Throws `InvalidConfigError` naming the first bad field.
+ * @example const cfg = buildConfig({ heartbeatIntervalMs: 20, electionTimeoutMinMs: 100, electionTimeoutMaxMs: 200 });
+ */
+export function buildConfig(partial: Partial<RaftConfig> = {}): RaftConfig {
+  if (partial === null || typeof partial !== 'object') throw new InvalidConfigError('config', partial, 'must be an object');
+  for (const key of Object.keys(partial)) {
+    if (!(INTEGER_FIELDS as readonly string[]).includes(key)) throw new InvalidConfigError(key, (partial as Record<string, unknown>)[key], 'unknown field');
+  }
+  const cfg: RaftConfig = { ...DEFAULT_CONFIG, ...partial };
+  for (const f of INTEGER_FIELDS) {
+    const v = cfg[f];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 2 ** 31) {
+      throw new InvalidConfigError(f, v, 'must be an integer between 1 and 2^31');
+    }
+  }
+  if (cfg.electionTimeoutMaxMs <= cfg.electionTimeoutMinMs) {
+    throw new InvalidConfigError('electionTimeoutMaxMs', cfg.electionTimeoutMaxMs, `must exceed electionTimeoutMinMs (${cfg.electionTimeoutMinMs})`);
+  }
+  if (cfg.heartbeatIntervalMs >= cfg.electionTimeoutMinMs) {
+    throw new InvalidConfigError('heartbeatIntervalMs', cfg.heartbeatIntervalMs, `must be below electionTimeoutMinMs (${cfg.electionTimeoutMinMs}) or followers time out between heartbeats`);
+  }
+  return Object.freeze(cfg);
+}

@@ -1,0 +1,72 @@
+/**
+ * Errors a caller can act on. Each carries the data needed to act, and a stable `code` so that an
+ * error that crossed a thread (and lost its prototype) can be rebuilt with `reviveError`.
+ */
+import type { Membership, NodeId } from './types';
+
+export abstract class RaftError extends Error {
+  abstract readonly code: string;
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** The node is not the leader. `leaderId` is the leader it knows of, or null when it knows none. */
+export class ForwardToLeaderError extends RaftError {
+  readonly code = 'ForwardToLeader';
+  constructor(readonly leaderId: NodeId | null) {
+    super(leaderId === null ? 'not the leader; no leader known' : `not the leader; forward to node ${leaderId}`);
+  }
+}
+
+/** An admin command was refused because of the node's state (seed 004: InitWithConfig rules). */
+export class NotAllowedError extends RaftError {
+  readonly code = 'NotAllowed';
+  constructor(readonly reason: string) {
+    super(`not allowed: ${reason}`);
+  }
+}
+
+/** A config was refused because the cluster could not make progress with it. */
+export class InoperableConfigError extends RaftError {
+  readonly code = 'InoperableConfig';
+  constructor(readonly membership: Membership, reason: string) {
+    super(`inoperable config: ${reason}`);
+  }
+}
+
+/** A configuration value failed validation. `field` names it, `value` is what was given. */
+export class InvalidConfigError extends RaftError {
+  readonly code = 'InvalidConfig';
+  constructor(readonly field: string, readonly value: unknown, reason: string) {
+    super(`invalid config ${field}=${JSON.stringify(value)}: ${reason}`);
+  }
+}
+
+/**
+ * The log slot a write was given now holds another entry (a new leader overwrote it), so the write
+ * was definitely NOT applied; retrying is safe.
+ */
+export class ProposalDroppedError extends RaftError {
+  readonly code = 'ProposalDropped';
+  constructor(readonly index: number) {
+    super(`write at index ${index} was overwritten by a new leader and never applied; safe to retry`);
+  }
+}
+
+/** A malformed message reached a boundary. Nothing was changed by it. */
+export class MalformedMessageError extends RaftError {
+  readonly code = 'MalformedMessage';
+  constructor(readonly reason: string) {
+    super(`malformed message: ${reason}`);
+  }
+}
+
+/** An internal invariant failed: the node stops rather than limp on with state it cannot trust. */
+export class InvariantViolation extends RaftError {
+  readonly code = 'InvariantViolation';
+  constructor(reason: string) {
+    super(`invariant violated: ${reason}`);
+  }
+}

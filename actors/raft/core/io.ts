@@ -1,0 +1,94 @@
+/**
+ * The core's contract with the outside world (DESIGN.md section 1, etcd's Step/Ready):
+ * the Raft actor feeds `Input`s to `RaftCore.step`, then drains `Command`s and executes them.
+ * The core never awaits, never reads a clock, never calls Math.random.
+ */
+import type {
+  AppendEntriesRequest, AppendEntriesResponse, Entry, HardState, LogIndex, Membership, NodeId,
+  RaftRole, Term, VoteRequest, VoteResponse,
+} from './types';
+
+/** A source of chance the core is handed (seeded in tests and the simulator). */
+export interface RandomSource {
+  /** Uniform in [0, 1). */
+  nextFloat(): number;
+}
+
+/** What storage hands the core on start (after a restart, everything that was made durable). */
+export interface InitialState {
+  readonly hardState: HardState;
+  /** Every entry in the log, in index order, starting at index 1 (snapshots will move the start). */
+  readonly entries: readonly Entry[];
+  /** The index the state machine has applied through. */
+  readonly lastApplied: LogIndex;
+}
+
+export type Input =
+  /** Time passes. The only way the core learns the time. */
+  | { readonly type: 'tick'; readonly nowMs: number }
+  /** An AppendEntries RPC arrived; answer with a `reply` command carrying the same reqId. */
+  | { readonly type: 'appendEntries'; readonly reqId: number; readonly req: AppendEntriesRequest }
+  /** A RequestVote RPC arrived; answer with a `reply` command carrying the same reqId. */
+  | { readonly type: 'vote'; readonly reqId: number; readonly req: VoteRequest }
+  /** A peer answered our vote request (sent by a `sendVote` command). */
+  | { readonly type: 'voteResponse'; readonly from: NodeId; readonly resp: VoteResponse }
+  /** A replication stream of `leaderTerm` learned that `peer` has `matchIndex` durable. */
+  | { readonly type: 'replicated'; readonly peer: NodeId; readonly leaderTerm: Term; readonly matchIndex: LogIndex }
+  /** Some response carried a higher term than ours: step down. */
+  | { readonly type: 'higherTerm'; readonly term: Term }
+  /** Storage made every entry through `index` durable (acks arrive in the order commands were issued). */
+  | { readonly type: 'logPersisted'; readonly index: LogIndex }
+  /** Storage made the hard state with this `seq` durable. */
+  | { readonly type: 'hardStatePersisted'; readonly seq: number }
+  /** The state machine has applied through `index`. */
+  | { readonly type: 'applied'; readonly index: LogIndex };
+
+export type Command =
+  /** Make this hard state durable, then feed back `hardStatePersisted(seq)`. */
+  | { readonly type: 'saveHardState'; readonly hardState: HardState; readonly seq: number }
+  /**
+   * Make these entries durable, then feed back `logPersisted(last index)`. When `truncateFrom` is set,
+   * first delete every entry at index >= truncateFrom (a follower repairing its log, paper 5.3).
+   */
+  | { readonly type: 'appendLog'; readonly entries: readonly Entry[]; readonly truncateFrom: LogIndex | null }
+  /** Send a RequestVote; feed the answer back as `voteResponse`. Issued only after our vote is durable. */
+  | { readonly type: 'sendVote'; readonly to: NodeId; readonly req: VoteRequest }
+  /** Answer an RPC. Issued only once the persistence rules of seed 002 are met. */
+  | { readonly type: 'reply'; readonly reqId: number; readonly resp: AppendEntriesResponse | VoteResponse }
+  /**
+   * We became leader of `term`: start a replication stream to every target, each starting at
+   * `nextIndex` (our last index + 1 at election), carrying `commitIndex`.
+   */
+  | { readonly type: 'startReplication'; readonly term: Term; readonly targets: readonly NodeId[]; readonly nextIndex: LogIndex; readonly commitIndex: LogIndex }
+  /** The set of replication targets changed while leading (a config entry was appended). */
+  | { readonly type: 'replicationTargets'; readonly targets: readonly NodeId[] }
+  /** New entries appended by the leader, to be sent by every stream (the line-rate path). */
+  | { readonly type: 'replicate'; readonly entries: readonly Entry[] }
+  /** The commit index moved. Streams piggyback it; the actor answers clients waiting on commit. */
+  | { readonly type: 'commit'; readonly commitIndex: LogIndex }
+  /** Stop every replication stream (we are no longer leader). */
+  | { readonly type: 'stopReplication' }
+  /** Hand these committed entries to the state machine: consecutive, in index order, each exactly once. */
+  | { readonly type: 'apply'; readonly entries: readonly Entry[] };
+
+/** A snapshot of the core's state for metrics and tests. */
+export interface CoreStatus {
+  readonly id: NodeId;
+  readonly role: RaftRole;
+  readonly currentTerm: Term;
+  readonly votedFor: NodeId | null;
+  readonly currentLeader: NodeId | null;
+  readonly lastLogIndex: LogIndex;
+  readonly lastLogTerm: Term;
+  readonly durableIndex: LogIndex;
+  readonly commitIndex: LogIndex;
+  readonly lastApplied: LogIndex;
+  readonly membership: Membership;
+}
+
+/** What `propose` returns on the leader: where the new entries went. */
+export interface ProposeResult {
+  readonly firstIndex: LogIndex;
+  readonly lastIndex: LogIndex;
+  readonly term: Term;
+}
