@@ -84,3 +84,36 @@ export class ErrorReply {
   constructor(readonly error: Error) {}
 }
 export const replyError = (error: Error): ErrorReply => new ErrorReply(error);
+
+/**
+ * A reply given later. When `receive` returns a DeferredReply, the mailbox moves on to the next
+ * message at once and the asker is answered when `resolve` or `reject` is called. This is how an
+ * actor answers a request that waits on another message to itself (the Raft actor answers an
+ * AppendEntries only after storage has acknowledged the write, and that ack is a message).
+ * A tell that returns one simply ignores it.
+ * @example const d = new DeferredReply<Uint8Array>(); this.pending.set(reqId, d); return d;
+ */
+export class DeferredReply<R = unknown> {
+  private settled = false;
+  private sink: { resolve(v: R): void; reject(e: Error): void } | null = null;
+  private early: { ok: true; value: R } | { ok: false; error: Error } | null = null;
+
+  resolve(value: R): void { this.settle({ ok: true, value }); }
+  reject(error: Error): void { this.settle({ ok: false, error }); }
+  get isSettled(): boolean { return this.settled; }
+
+  /** Called by the mailbox: where the answer goes. An answer given before attach is kept. */
+  attach(sink: { resolve(v: R): void; reject(e: Error): void }): void {
+    this.sink = sink;
+    if (this.early) { const e = this.early; this.early = null; this.deliver(e); }
+  }
+
+  private settle(outcome: { ok: true; value: R } | { ok: false; error: Error }): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (this.sink) this.deliver(outcome); else this.early = outcome;
+  }
+  private deliver(o: { ok: true; value: R } | { ok: false; error: Error }): void {
+    if (o.ok) this.sink!.resolve(o.value); else this.sink!.reject(o.error);
+  }
+}
