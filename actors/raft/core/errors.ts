@@ -31,7 +31,7 @@ export class NotAllowedError extends RaftError {
 /** A config was refused because the cluster could not make progress with it. */
 export class InoperableConfigError extends RaftError {
   readonly code = 'InoperableConfig';
-  constructor(readonly membership: Membership, reason: string) {
+  constructor(readonly membership: Membership, readonly reason: string) {
     super(`inoperable config: ${reason}`);
   }
 }
@@ -39,7 +39,7 @@ export class InoperableConfigError extends RaftError {
 /** A configuration value failed validation. `field` names it, `value` is what was given. */
 export class InvalidConfigError extends RaftError {
   readonly code = 'InvalidConfig';
-  constructor(readonly field: string, readonly value: unknown, reason: string) {
+  constructor(readonly field: string, readonly value: unknown, readonly reason: string) {
     super(`invalid config ${field}=${JSON.stringify(value)}: ${reason}`);
   }
 }
@@ -66,7 +66,15 @@ export class MalformedMessageError extends RaftError {
 /** An internal invariant failed: the node stops rather than limp on with state it cannot trust. */
 export class InvariantViolation extends RaftError {
   readonly code = 'InvariantViolation';
-  constructor(reason: string) {
+  constructor(readonly reason: string) {
     super(`invariant violated: ${reason}`);
+  }
+}
+
+/** The node stopped before a request's outcome was known: a write may or may not have been applied. */
+export class NodeStoppedError extends RaftError {
+  readonly code = 'NodeStopped';
+  constructor(readonly nodeId: number) {
+    super(`node ${nodeId} stopped; the outcome of the request is unknown`);
   }
 }

@@ -1,0 +1,26 @@
+/**
+ * Teaches the runtime to rebuild actor-raft's typed errors after they cross a thread, so that
+ * `err instanceof ForwardToLeaderError` and `err.leaderId` work on the application's side.
+ * Imported for its effect by every module that may throw or receive these errors.
+ */
+import { registerErrorClass } from '../runtime/errors';
+import {
+  ForwardToLeaderError, InoperableConfigError, InvalidConfigError, InvariantViolation, MalformedMessageError,
+  NodeStoppedError, NotAllowedError, ProposalDroppedError,
+} from './raft/core/errors';
+import type { Membership, NodeId } from './raft/core/types';
+import { UnreachableError } from '../network/network';
+import { StorageContractError } from '../storage/storage';
+
+const str = (v: unknown): string => String(v);
+
+registerErrorClass('ForwardToLeader', (p) => new ForwardToLeaderError((p.leaderId ?? null) as NodeId | null));
+registerErrorClass('NotAllowed', (p) => new NotAllowedError(str(p.reason)));
+registerErrorClass('InoperableConfig', (p) => new InoperableConfigError(p.membership as Membership, str(p.reason)));
+registerErrorClass('InvalidConfig', (p) => new InvalidConfigError(str(p.field), p.value, str(p.reason)));
+registerErrorClass('ProposalDropped', (p) => new ProposalDroppedError(Number(p.index)));
+registerErrorClass('MalformedMessage', (p) => new MalformedMessageError(str(p.reason)));
+registerErrorClass('InvariantViolation', (p) => new InvariantViolation(str(p.reason)));
+registerErrorClass('Unreachable', (p) => new UnreachableError(Number(p.target), str(p.reason)));
+registerErrorClass('StorageContract', (p) => new StorageContractError(str(p.reason)));
+registerErrorClass('NodeStopped', (p) => new NodeStoppedError(Number(p.nodeId)));

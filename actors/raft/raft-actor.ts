@@ -1,0 +1,376 @@
+/**
+ * The Raft actor: wraps the pure core (./core) and executes its commands against storage, network,
+ * replication streams, the Apply actor and Metrics. All protocol decisions are the core's; this file
+ * is plumbing, and keeps the write path pipelined (DESIGN.md section 3): a batch of client writes
+ * is handed to storage and to every stream in the same turn, and the actor takes the next batch
+ * at once; commit, apply and the client's answer happen off that path.
+ */
+import type { Actor, ActorContext, ActorRef, TimerId } from '../../runtime/actor';
+import { DeferredReply, replyError } from '../../runtime/actor';
+import { decodeEntries, decodeRequest, decodeResponse, encodeEntries, encodeRequest, encodeResponse } from './codec';
+import { RaftCore } from './core/core';
+import type { RaftConfig } from './core/config';
+import { ForwardToLeaderError, MalformedMessageError, NodeStoppedError, NotAllowedError, ProposalDroppedError } from './core/errors';
+import '../errors-registry';
+import type { Command } from './core/io';
+import type { LogIndex, NodeId, Term } from './core/types';
+import type { AppliedMsg, ApplyMsg } from '../apply/apply-actor';
+import { isSignificantChange, type MetricsMsg, type RaftMetrics } from '../metrics/metrics';
+import type { LeadParams, StreamMsg, StreamReport } from '../replication/replication-stream';
+import type { InboundRpc, NetworkMsg } from '../../network/network';
+import type { StorageMsg, StoredState } from '../../storage/storage';
+
+export type ResponseMode = 'committed' | 'applied';
+
+/** What a client write resolves to. */
+export interface ClientWriteResponse {
+  /** The log index the write was committed at. */
+  readonly index: LogIndex;
+  readonly term: Term;
+  /** The state machine's result (responseMode 'applied' only). */
+  readonly result?: unknown;
+}
+
+export type RaftMsg =
+  | InboundRpc
+  | { readonly type: 'clientWrite'; readonly payload: Uint8Array; readonly responseMode: ResponseMode }
+  | { readonly type: 'initWithConfig'; readonly members: readonly number[] }
+  | { readonly type: 'getMetrics' }
+  | { readonly type: 'tick' }
+  | { readonly type: 'flushWrites' }
+  | { readonly type: 'publishMetrics' }
+  | { readonly type: 'logPersisted'; readonly index: LogIndex }
+  | { readonly type: 'hardStatePersisted'; readonly seq: number }
+  | { readonly type: 'voteResponse'; readonly from: NodeId; readonly bytes: Uint8Array }
+  | StreamReport
+  | AppliedMsg;
+
+/** Messages the Raft actor sends to its node's controller (which owns the supervisor). */
+export type ControllerMsg = { readonly type: 'ensureStreams'; readonly targets: readonly number[] };
+
+export interface RaftActorIds {
+  readonly storage: string;
+  readonly network: string;
+  readonly apply: string;
+  readonly metrics: string;
+  readonly controller: string;
+  /** The id of the stream to `target`. */
+  readonly streamPrefix: string;
+}
+
+export interface RaftActorArgs {
+  readonly id: number;
+  readonly config: RaftConfig;
+  readonly ids: RaftActorIds;
+}
+
+interface PendingWrite {
+  readonly index: LogIndex;
+  readonly term: Term;
+  readonly mode: ResponseMode;
+  readonly reply: DeferredReply<ClientWriteResponse>;
+}
+
+export class RaftActor implements Actor<RaftMsg> {
+  private core!: RaftCore;
+  private ctx!: ActorContext;
+  private storage!: ActorRef<StorageMsg>;
+  private network!: ActorRef<NetworkMsg>;
+  private apply!: ActorRef<ApplyMsg>;
+  private metricsRef!: ActorRef<MetricsMsg>;
+  private controller!: ActorRef<ControllerMsg>;
+  private readonly streams = new Map<number, ActorRef<StreamMsg>>();
+  /** Streams that have announced themselves (asked streamStart) and so can be told things. */
+  private readonly readyStreams = new Set<number>();
+  private leadParams: LeadParams | null = null;
+  private readonly pendingRpcs = new Map<number, DeferredReply<Uint8Array>>();
+  private nextReqId = 1;
+  /** Client writes waiting for their batch to be proposed. */
+  private queuedWrites: { payload: Uint8Array; mode: ResponseMode; reply: DeferredReply<ClientWriteResponse> }[] = [];
+  private flushScheduled = false;
+  /** Proposed writes awaiting commit or apply, in index order. */
+  private pending: PendingWrite[] = [];
+  private tickTimer: TimerId | null = null;
+  private tickAtMs: number | null = null;
+  private metricsTimer: TimerId | null = null;
+  private lastMetrics: RaftMetrics | null = null;
+
+  constructor(private readonly args: RaftActorArgs) {}
+
+  async started(ctx: ActorContext): Promise<void> {
+    this.ctx = ctx;
+    const { ids } = this.args;
+    this.storage = ctx.ref(ids.storage);
+    this.network = ctx.ref(ids.network);
+    this.apply = ctx.ref(ids.apply);
+    this.metricsRef = ctx.ref(ids.metrics);
+    this.controller = ctx.ref(ids.controller);
+    const [stored, lastApplied] = await Promise.all([
+      this.storage.ask<StoredState>({ type: 'getInitialState' }),
+      this.apply.ask<LogIndex | null>({ type: 'lastApplied' }),
+    ]);
+    this.core = new RaftCore({
+      id: this.args.id as NodeId,
+      config: this.args.config,
+      random: ctx.random,
+      initial: { hardState: stored.hardState, entries: decodeEntries(stored.entries), lastApplied: (lastApplied ?? 0) as LogIndex },
+      nowMs: ctx.clock.now(),
+    });
+    this.afterStep();
+    const publish = () => { this.metricsTimer = ctx.clock.setTimeout(publish, this.args.config.metricsIntervalMs); (ctx.self as ActorRef<RaftMsg>).tell({ type: 'publishMetrics' }); };
+    this.metricsTimer = ctx.clock.setTimeout(publish, this.args.config.metricsIntervalMs);
+  }
+
+  stopped(): void {
+    if (this.tickTimer !== null) this.ctx.clock.clearTimeout(this.tickTimer);
+    if (this.metricsTimer !== null) this.ctx.clock.clearTimeout(this.metricsTimer);
+    const gone = new NodeStoppedError(this.args.id);
+    for (const p of this.pending) p.reply.reject(gone);
+    for (const w of this.queuedWrites) w.reply.reject(gone);
+    for (const r of this.pendingRpcs.values()) r.reject(gone);
+    this.pending = [];
+    this.queuedWrites = [];
+    this.pendingRpcs.clear();
+  }
+
+  receive(msg: RaftMsg): unknown {
+    switch (msg.type) {
+      case 'rpc': return this.onRpc(msg.bytes);
+      case 'clientWrite': return this.onClientWrite(msg.payload, msg.responseMode);
+      case 'flushWrites': this.flushWrites(); break;
+      case 'initWithConfig': return this.onInit(msg.members);
+      case 'getMetrics': return this.metricsNow();
+      case 'tick': this.tickTimer = null; this.tickAtMs = null; this.core.step({ type: 'tick', nowMs: this.ctx.clock.now() }); break;
+      case 'publishMetrics': this.publishMetrics(true); return undefined;
+      case 'logPersisted': this.core.step({ type: 'logPersisted', index: msg.index }); break;
+      case 'hardStatePersisted': this.core.step({ type: 'hardStatePersisted', seq: msg.seq }); break;
+      case 'voteResponse': {
+        const resp = decodeResponse(msg.bytes);
+        if (resp.type !== 'voteResponse') throw new MalformedMessageError(`expected a vote response, got ${resp.type}`);
+        this.core.step({ type: 'voteResponse', from: msg.from, resp });
+        break;
+      }
+      case 'replicated': this.core.step({ type: 'replicated', peer: msg.peer, leaderTerm: msg.leaderTerm, matchIndex: msg.matchIndex }); break;
+      case 'higherTerm': this.core.step({ type: 'higherTerm', term: msg.term }); break;
+      case 'streamStart':
+        this.readyStreams.add(msg.peer);
+        return this.leadParams ? { ...this.leadParams, nextIndex: (this.core.status().lastLogIndex + 1) as LogIndex, commitIndex: this.core.status().commitIndex } : null;
+      case 'applied':
+        this.core.step({ type: 'applied', index: msg.index });
+        this.settleApplied(msg);
+        break;
+      default: {
+        const never: never = msg;
+        return replyError(new MalformedMessageError(`unknown message type ${JSON.stringify((never as { type?: unknown }).type)}`));
+      }
+    }
+    this.afterStep();
+    return undefined;
+  }
+
+  // ---- inputs ----
+
+  private onRpc(bytes: Uint8Array): unknown {
+    let req;
+    try { req = decodeRequest(bytes); } catch (err) {
+      this.ctx.logger.warn({ err: (err as Error).message }, 'refused a malformed RPC');
+      return replyError(err as Error);
+    }
+    if (req.type === 'installSnapshot') return replyError(new NotAllowedError('InstallSnapshot is not supported by this version'));
+    const reqId = this.nextReqId++;
+    const reply = new DeferredReply<Uint8Array>();
+    this.pendingRpcs.set(reqId, reply);
+    if (req.type === 'appendEntries') this.core.step({ type: 'appendEntries', reqId, req });
+    else this.core.step({ type: 'vote', reqId, req });
+    this.afterStep();
+    return reply;
+  }
+
+  private onClientWrite(payload: Uint8Array, mode: ResponseMode): unknown {
+    if (!(payload instanceof Uint8Array)) return replyError(new MalformedMessageError('clientWrite payload must be a Uint8Array'));
+    if (mode !== 'committed' && mode !== 'applied') return replyError(new MalformedMessageError(`responseMode must be 'committed' or 'applied', got ${String(mode)}`));
+    const reply = new DeferredReply<ClientWriteResponse>();
+    this.queuedWrites.push({ payload, mode, reply });
+    // Writes that arrive together (one cross-thread batch) are proposed together: one append, one push per stream.
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      (this.ctx.self as ActorRef<RaftMsg>).tell({ type: 'flushWrites' });
+    }
+    return reply;
+  }
+
+  private flushWrites(): void {
+    this.flushScheduled = false;
+    const batch = this.queuedWrites;
+    this.queuedWrites = [];
+    if (batch.length === 0) return;
+    let res;
+    try {
+      res = this.core.propose(batch.map((w) => w.payload));
+    } catch (err) {
+      if (!(err instanceof ForwardToLeaderError)) throw err;
+      for (const w of batch) w.reply.reject(err);
+      return;
+    }
+    for (let i = 0; i < batch.length; i++) {
+      this.insertPending({ index: (res.firstIndex + i) as LogIndex, term: res.term, mode: batch[i].mode, reply: batch[i].reply });
+    }
+  }
+
+  private insertPending(p: PendingWrite): void {
+    const last = this.pending[this.pending.length - 1];
+    if (!last || last.index < p.index) { this.pending.push(p); return; }
+    // A re-elected leader reuses indexes an overwritten proposal once had: that proposal is dropped.
+    this.pending = this.pending.filter((q) => {
+      if (q.index >= p.index && q.term !== p.term) { q.reply.reject(new ProposalDroppedError(q.index)); return false; }
+      return true;
+    });
+    this.pending.push(p);
+  }
+
+  private onInit(members: readonly number[]): unknown {
+    if (!Array.isArray(members)) return replyError(new MalformedMessageError('members must be an array of node ids'));
+    for (const m of members) if (!Number.isSafeInteger(m) || m < 1) return replyError(new MalformedMessageError(`bad node id ${String(m)}`));
+    try {
+      this.core.initWithConfig(members as NodeId[]);
+    } catch (err) {
+      return replyError(err as Error);
+    }
+    this.afterStep();
+    return undefined;
+  }
+
+  // ---- commands ----
+
+  private afterStep(): void {
+    for (const cmd of this.core.takeCommands()) this.execute(cmd);
+    this.scheduleTick();
+    this.publishMetrics(false);
+  }
+
+  private execute(cmd: Command): void {
+    const self = this.ctx.self as ActorRef<RaftMsg>;
+    const crash = (err: Error) => this.ctx.crash(err);
+    switch (cmd.type) {
+      case 'saveHardState':
+        this.storage.ask({ type: 'saveHardState', hardState: cmd.hardState })
+          .then(() => self.tell({ type: 'hardStatePersisted', seq: cmd.seq }), crash);
+        return;
+      case 'appendLog': {
+        const bytes = encodeEntries(cmd.entries);
+        const last = (cmd.entries.length > 0 ? cmd.entries[cmd.entries.length - 1].index : (cmd.truncateFrom ?? 1) - 1) as LogIndex;
+        const msg: StorageMsg = this.core.status().role === 'Leader' && cmd.truncateFrom === null
+          ? { type: 'appendEntries', entries: bytes }
+          : { type: 'replicateEntries', truncateFrom: cmd.truncateFrom, entries: bytes };
+        this.storage.ask(msg).then(() => self.tell({ type: 'logPersisted', index: last }), crash);
+        return;
+      }
+      case 'sendVote': {
+        const timeoutMs = this.args.config.electionTimeoutMinMs;
+        this.network.ask<Uint8Array>({ type: 'send', target: cmd.to, rpc: encodeRequest(cmd.req), timeoutMs }, timeoutMs + 50).then(
+          (bytes) => self.tell({ type: 'voteResponse', from: cmd.to, bytes }),
+          (err: Error) => this.ctx.logger.debug({ to: cmd.to, err: err.message }, 'vote request not answered'),
+        );
+        return;
+      }
+      case 'reply': {
+        const r = this.pendingRpcs.get(cmd.reqId);
+        if (r) { this.pendingRpcs.delete(cmd.reqId); r.resolve(encodeResponse(cmd.resp)); }
+        return;
+      }
+      case 'startReplication':
+        this.leadParams = { term: cmd.term, nextIndex: cmd.nextIndex, commitIndex: cmd.commitIndex };
+        this.setTargets(cmd.targets);
+        for (const t of this.readyStreams) this.streamRef(t).tell({ type: 'lead', params: this.leadParams });
+        return;
+      case 'replicationTargets':
+        this.setTargets(cmd.targets);
+        return;
+      case 'replicate':
+        for (const t of this.readyStreams) this.streamRef(t).tell({ type: 'entries', entries: cmd.entries });
+        return;
+      case 'commit':
+        for (const t of this.readyStreams) this.streamRef(t).tell({ type: 'commit', commitIndex: cmd.commitIndex });
+        this.settleCommitted(cmd.commitIndex);
+        return;
+      case 'stopReplication':
+        this.leadParams = null;
+        for (const t of this.readyStreams) this.streamRef(t).tell({ type: 'idle' });
+        return;
+      case 'apply':
+        this.apply.tell({ type: 'apply', entries: encodeEntries(cmd.entries) });
+        return;
+      default: {
+        const never: never = cmd;
+        throw new TypeError(`unknown core command ${JSON.stringify((never as { type?: unknown }).type)}`);
+      }
+    }
+  }
+
+  private streamRef(target: number): ActorRef<StreamMsg> {
+    let ref = this.streams.get(target);
+    if (!ref) { ref = this.ctx.ref<StreamMsg>(`${this.args.ids.streamPrefix}${target}`); this.streams.set(target, ref); }
+    return ref;
+  }
+
+  /** Asks the controller to run exactly these streams; streams for removed targets stop at once. */
+  private setTargets(targets: readonly number[]): void {
+    for (const t of [...this.readyStreams]) if (!targets.includes(t)) { this.readyStreams.delete(t); this.streams.delete(t); }
+    this.controller.tell({ type: 'ensureStreams', targets });
+  }
+
+  private settleCommitted(commitIndex: LogIndex): void {
+    let i = 0;
+    const keep: PendingWrite[] = [];
+    for (; i < this.pending.length && this.pending[i].index <= commitIndex; i++) {
+      const p = this.pending[i];
+      if (p.mode === 'applied') { keep.push(p); continue; }
+      if (this.core.termAt(p.index) === p.term) p.reply.resolve({ index: p.index, term: p.term });
+      else p.reply.reject(new ProposalDroppedError(p.index));
+    }
+    if (keep.length > 0 || i > 0) this.pending = keep.concat(this.pending.slice(i));
+  }
+
+  private settleApplied(msg: AppliedMsg): void {
+    let i = 0;
+    const keep: PendingWrite[] = [];
+    for (; i < this.pending.length && this.pending[i].index <= msg.index; i++) {
+      const p = this.pending[i];
+      if (p.index < msg.firstIndex) { keep.push(p); continue; }
+      if (this.core.termAt(p.index) === p.term) p.reply.resolve({ index: p.index, term: p.term, result: msg.results[p.index - msg.firstIndex] });
+      else p.reply.reject(new ProposalDroppedError(p.index));
+    }
+    if (i > 0) this.pending = keep.concat(this.pending.slice(i));
+  }
+
+  // ---- time and metrics ----
+
+  private scheduleTick(): void {
+    const at = this.core.nextDeadlineMs();
+    if (at === this.tickAtMs) return;
+    if (this.tickTimer !== null) this.ctx.clock.clearTimeout(this.tickTimer);
+    this.tickTimer = null;
+    this.tickAtMs = at;
+    if (at === null) return;
+    const self = this.ctx.self as ActorRef<RaftMsg>;
+    this.tickTimer = this.ctx.clock.setTimeout(() => self.tell({ type: 'tick' }), Math.max(0, at - this.ctx.clock.now()));
+  }
+
+  private metricsNow(): RaftMetrics {
+    const s = this.core.status();
+    return {
+      id: s.id, state: s.role, currentTerm: s.currentTerm, lastLogIndex: s.lastLogIndex, lastApplied: s.lastApplied,
+      commitIndex: s.commitIndex, currentLeader: s.currentLeader, membership: s.membership,
+    };
+  }
+
+  private publishMetrics(force: boolean): void {
+    const m = this.metricsNow();
+    if (!force && !isSignificantChange(this.lastMetrics, m)) return;
+    this.lastMetrics = m;
+    this.metricsRef.tell({ type: 'update', metrics: m });
+  }
+}
+
+export function createRaftActor(args: RaftActorArgs): RaftActor { return new RaftActor(args); }
+export const RAFT_ACTOR_MODULE = __filename;

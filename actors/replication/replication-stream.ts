@@ -1,0 +1,330 @@
+/**
+ * ReplicationStream: one actor per follower, on the leader. It keeps a window of AppendEntries in
+ * flight (pipelining: it sends the next batch before the previous one is answered), sends
+ * heartbeats on its own timer so they never wait behind a large append (async-raft #103), and
+ * tells the Raft actor how far the follower has durably matched.
+ *
+ * Line-rate mode: the Raft actor pushes new entries to the stream as they are appended and the
+ * stream sends them from its buffer. Lagging mode: when the follower is further behind than the
+ * buffer holds (it was partitioned, or its log had to be repaired), the stream reads the entries
+ * it needs from storage, then returns to line rate once it reaches the buffer.
+ *
+ * The stream is idle until the Raft actor tells it to lead, and goes idle again when told, or when
+ * a response carries a higher term.
+ */
+import type { Actor, ActorContext, ActorRef, TimerId } from '../../runtime/actor';
+import { decodeEntries, decodeResponse, encodeRequest } from '../raft/codec';
+import type { RaftConfig } from '../raft/core/config';
+import type { AppendEntriesRequest, Entry, LogIndex, NodeId, Term } from '../raft/core/types';
+import type { NetworkMsg } from '../../network/network';
+import type { StorageMsg } from '../../storage/storage';
+
+/** Where a stream starts leading from (the Raft actor's view when it became leader). */
+export interface LeadParams {
+  readonly term: Term;
+  /** First index to send: the leader's last index + 1 at election. */
+  readonly nextIndex: LogIndex;
+  readonly commitIndex: LogIndex;
+}
+
+export type StreamMsg =
+  | { readonly type: 'lead'; readonly params: LeadParams }
+  | { readonly type: 'idle' }
+  /** New entries appended by the leader (consecutive, following the previous push). */
+  | { readonly type: 'entries'; readonly entries: readonly Entry[] }
+  | { readonly type: 'commit'; readonly commitIndex: LogIndex }
+  | { readonly type: 'heartbeat' }
+  | { readonly type: 'response'; readonly epoch: number; readonly seq: number; readonly bytes: Uint8Array | null; readonly error: string | null }
+  | { readonly type: 'fetched'; readonly epoch: number; readonly bytes: Uint8Array | null };
+
+/** What a stream tells the Raft actor. */
+export type StreamReport =
+  | { readonly type: 'replicated'; readonly peer: NodeId; readonly leaderTerm: Term; readonly matchIndex: LogIndex }
+  | { readonly type: 'higherTerm'; readonly term: Term }
+  /** Asked by a (re)started stream: answer LeadParams when leading, else null. */
+  | { readonly type: 'streamStart'; readonly peer: NodeId };
+
+export interface StreamArgs {
+  readonly self: number;
+  readonly target: number;
+  readonly config: RaftConfig;
+  readonly raftActorId: string;
+  readonly networkActorId: string;
+  readonly storageActorId: string;
+}
+
+interface InFlight { readonly lastIndex: LogIndex; readonly lastTerm: Term; readonly heartbeat: boolean }
+
+export class ReplicationStream implements Actor<StreamMsg> {
+  private term: Term | null = null;
+  private commitIndex = 0 as LogIndex;
+  /** Next index to send (advanced optimistically as batches go out). */
+  private nextIndex = 1 as LogIndex;
+  private matchIndex = 0 as LogIndex;
+  private matchTerm = 0 as Term;
+  /** Entries [bufferStart, bufferStart + buffer.length), consecutive. */
+  private buffer: Entry[] = [];
+  private bufferStart = 1 as LogIndex;
+  /** Highest index the leader has told us about. */
+  private leaderLast = 0 as LogIndex;
+  /** Responses from an older epoch are ignored (the window was reset). */
+  private epoch = 0;
+  private seq = 0;
+  private readonly inflight = new Map<number, InFlight>();
+  private fetching = false;
+  private pausedUntilMs = 0;
+  private lastSentMs = -Infinity;
+  private heartbeatTimer: TimerId | null = null;
+  private ctx!: ActorContext;
+  private raft!: ActorRef<StreamReport>;
+  private network!: ActorRef<NetworkMsg>;
+  private storage!: ActorRef<StorageMsg>;
+  private readonly rpcTimeoutMs: number;
+  private readonly maxBufferedEntries: number;
+
+  constructor(private readonly args: StreamArgs) {
+    this.rpcTimeoutMs = Math.max(1000, 4 * args.config.electionTimeoutMaxMs);
+    this.maxBufferedEntries = Math.max(args.config.replicationLagThreshold, args.config.maxPayloadEntries * args.config.maxInflightAppends);
+  }
+
+  async started(ctx: ActorContext): Promise<void> {
+    this.ctx = ctx;
+    this.raft = ctx.ref(this.args.raftActorId);
+    this.network = ctx.ref(this.args.networkActorId);
+    this.storage = ctx.ref(this.args.storageActorId);
+    // A restarted stream asks where to resume; a fresh one gets 'lead' from the Raft actor.
+    const params = await this.raft.ask<LeadParams | null>({ type: 'streamStart', peer: this.args.target as NodeId });
+    if (params && this.term === null) this.lead(params);
+  }
+
+  stopped(): void { this.stopHeartbeats(); }
+
+  receive(msg: StreamMsg): void {
+    switch (msg.type) {
+      case 'lead': return this.lead(msg.params);
+      case 'idle': return this.idle();
+      case 'entries': return this.onEntries(msg.entries);
+      case 'commit':
+        if (msg.commitIndex > this.commitIndex) this.commitIndex = msg.commitIndex;
+        return this.pump();
+      case 'heartbeat': return this.onHeartbeatTimer();
+      case 'response': return this.onResponse(msg.epoch, msg.seq, msg.bytes, msg.error);
+      case 'fetched': return this.onFetched(msg.epoch, msg.bytes);
+      default: {
+        const never: never = msg;
+        throw new TypeError(`unknown stream message ${JSON.stringify((never as { type?: unknown }).type)}`);
+      }
+    }
+  }
+
+  private lead(p: LeadParams): void {
+    this.term = p.term;
+    this.commitIndex = p.commitIndex;
+    this.nextIndex = p.nextIndex;
+    this.leaderLast = (p.nextIndex - 1) as LogIndex;
+    this.matchIndex = 0 as LogIndex;
+    this.matchTerm = 0 as Term;
+    this.buffer = [];
+    this.bufferStart = p.nextIndex;
+    this.resetWindow();
+    this.pausedUntilMs = 0;
+    this.startHeartbeats();
+    this.sendHeartbeat(); // assert leadership at once (paper 5.2: "upon election: send initial empty AppendEntries")
+    this.pump();
+  }
+
+  private idle(): void {
+    this.term = null;
+    this.buffer = [];
+    this.resetWindow();
+    this.stopHeartbeats();
+  }
+
+  private resetWindow(): void {
+    this.epoch++;
+    this.inflight.clear();
+    this.fetching = false;
+  }
+
+  private onEntries(entries: readonly Entry[]): void {
+    if (this.term === null || entries.length === 0) return;
+    const first = entries[0].index;
+    if (first !== this.bufferStart + this.buffer.length) {
+      // Not contiguous with what we hold (should not happen on one thread; be safe): restart the buffer here.
+      this.buffer = [];
+      this.bufferStart = first;
+    }
+    for (const e of entries) this.buffer.push(e);
+    this.leaderLast = entries[entries.length - 1].index;
+    this.trimBuffer();
+    this.pump();
+  }
+
+  /** Drops what no request can need any more, and bounds the buffer (a far-behind follower goes lagging). */
+  private trimBuffer(): void {
+    const keepFrom = Math.max(this.bufferStart, Math.min(this.matchIndex, this.nextIndex - 1), this.bufferStart + this.buffer.length - this.maxBufferedEntries);
+    const drop = keepFrom - this.bufferStart;
+    if (drop > 0) {
+      this.buffer.splice(0, drop);
+      this.bufferStart = keepFrom as LogIndex;
+    }
+  }
+
+  private entryAt(index: number): Entry | undefined {
+    const i = index - this.bufferStart;
+    return i >= 0 && i < this.buffer.length ? this.buffer[i] : undefined;
+  }
+
+  private termAt(index: number): Term | null {
+    if (index === 0) return 0 as Term;
+    if (index === this.matchIndex) return this.matchTerm;
+    const e = this.entryAt(index);
+    return e ? e.term : null;
+  }
+
+  /** Sends as many batches as the window allows. */
+  private pump(): void {
+    if (this.term === null || this.fetching || this.ctx.clock.now() < this.pausedUntilMs) return;
+    const { maxInflightAppends, maxPayloadEntries } = this.args.config;
+    while (this.countAppends() < maxInflightAppends && this.nextIndex <= this.leaderLast) {
+      const prevIndex = this.nextIndex - 1;
+      const prevTerm = this.termAt(prevIndex);
+      if (prevTerm === null || this.entryAt(this.nextIndex) === undefined) {
+        this.fetch(Math.max(1, prevIndex));
+        return;
+      }
+      const from = this.nextIndex - this.bufferStart;
+      const to = Math.min(this.buffer.length, from + maxPayloadEntries);
+      const entries = this.buffer.slice(from, to);
+      this.send({
+        type: 'appendEntries', term: this.term, leaderId: this.args.self as NodeId,
+        prevLogIndex: prevIndex as LogIndex, prevLogTerm: prevTerm, entries, leaderCommit: this.commitIndex,
+      }, false);
+      this.nextIndex = (entries[entries.length - 1].index + 1) as LogIndex;
+    }
+  }
+
+  private countAppends(): number {
+    let n = 0;
+    for (const f of this.inflight.values()) if (!f.heartbeat) n++;
+    return n;
+  }
+
+  /** Lagging mode: read [from, bufferStart) (or up to the leader's last index) from storage. */
+  private fetch(from: number): void {
+    this.fetching = true;
+    const span = this.args.config.maxPayloadEntries * this.args.config.maxInflightAppends;
+    const upTo = this.buffer.length > 0 ? this.bufferStart : this.leaderLast + 1;
+    const toExclusive = Math.min(upTo, from + span) as LogIndex;
+    const epoch = this.epoch;
+    const self = this.ctx.self as ActorRef<StreamMsg>;
+    this.storage.ask<Uint8Array>({ type: 'getEntries', from: from as LogIndex, toExclusive }).then(
+      (bytes) => self.tell({ type: 'fetched', epoch, bytes }),
+      () => self.tell({ type: 'fetched', epoch, bytes: null }),
+    );
+  }
+
+  private onFetched(epoch: number, bytes: Uint8Array | null): void {
+    if (epoch !== this.epoch || this.term === null) return;
+    this.fetching = false;
+    const entries = bytes ? decodeEntries(bytes) : [];
+    if (entries.length === 0) { this.pausedUntilMs = this.ctx.clock.now() + this.args.config.heartbeatIntervalMs; return; }
+    // Prepend when the fetched range ends where the buffer starts; otherwise it replaces the buffer.
+    const end = entries[entries.length - 1].index + 1;
+    if (this.buffer.length > 0 && end === this.bufferStart) this.buffer = entries.concat(this.buffer);
+    else if (this.buffer.length === 0 || end < this.bufferStart) this.buffer = entries;
+    else this.buffer = entries.concat(this.buffer.slice(end - this.bufferStart));
+    this.bufferStart = entries[0].index;
+    this.pump();
+  }
+
+  private send(req: AppendEntriesRequest, heartbeat: boolean): void {
+    const seq = ++this.seq;
+    const epoch = this.epoch;
+    const last = req.entries.length > 0 ? req.entries[req.entries.length - 1] : null;
+    this.inflight.set(seq, {
+      lastIndex: (last ? last.index : req.prevLogIndex) as LogIndex,
+      lastTerm: (last ? last.term : req.prevLogTerm) as Term,
+      heartbeat,
+    });
+    this.lastSentMs = this.ctx.clock.now();
+    const self = this.ctx.self as ActorRef<StreamMsg>;
+    this.network.ask<Uint8Array>({ type: 'send', target: this.args.target as NodeId, rpc: encodeRequest(req), timeoutMs: this.rpcTimeoutMs }, this.rpcTimeoutMs + 100).then(
+      (bytes) => self.tell({ type: 'response', epoch, seq, bytes, error: null }),
+      (err: Error) => self.tell({ type: 'response', epoch, seq, bytes: null, error: err.message }),
+    );
+  }
+
+  private onResponse(epoch: number, seq: number, bytes: Uint8Array | null, error: string | null): void {
+    if (epoch !== this.epoch || this.term === null) return;
+    const sent = this.inflight.get(seq);
+    if (!sent) return;
+    this.inflight.delete(seq);
+    if (bytes === null) {
+      if (sent.heartbeat) return;
+      // Lost or unreachable: resend from the last known match, after a pause so a partition does not spin.
+      this.ctx.logger.debug({ target: this.args.target, error }, 'append failed; will retry');
+      this.rewind(this.matchIndex + 1);
+      this.pausedUntilMs = this.ctx.clock.now() + this.args.config.heartbeatIntervalMs;
+      return;
+    }
+    const resp = decodeResponse(bytes);
+    if (resp.type !== 'appendEntriesResponse') throw new TypeError(`expected an AppendEntries response, got ${resp.type}`);
+    if (resp.term > this.term) {
+      this.raft.tell({ type: 'higherTerm', term: resp.term });
+      this.idle();
+      return;
+    }
+    if (resp.success) {
+      if (resp.matchIndex > this.matchIndex && resp.matchIndex === sent.lastIndex) {
+        this.matchIndex = resp.matchIndex;
+        this.matchTerm = sent.lastTerm;
+        this.raft.tell({ type: 'replicated', peer: this.args.target as NodeId, leaderTerm: this.term, matchIndex: this.matchIndex });
+        this.trimBuffer();
+      }
+      this.pump();
+      return;
+    }
+    if (sent.heartbeat) return;
+    // Log mismatch: go back to where the follower says its log diverges (fast backtrack), never below a match.
+    const hint = resp.conflict ? resp.conflict.index : this.nextIndex - 1;
+    this.rewind(Math.max(this.matchIndex + 1, Math.min(hint, this.nextIndex - 1)));
+    this.pump();
+  }
+
+  private rewind(nextIndex: number): void {
+    this.resetWindow();
+    this.nextIndex = Math.max(1, nextIndex) as LogIndex;
+  }
+
+  private startHeartbeats(): void {
+    if (this.heartbeatTimer !== null) return;
+    const self = this.ctx.self as ActorRef<StreamMsg>;
+    const tick = () => { this.heartbeatTimer = this.ctx.clock.setTimeout(tick, this.args.config.heartbeatIntervalMs); self.tell({ type: 'heartbeat' }); };
+    this.heartbeatTimer = this.ctx.clock.setTimeout(tick, this.args.config.heartbeatIntervalMs);
+  }
+
+  private stopHeartbeats(): void {
+    if (this.heartbeatTimer !== null) this.ctx.clock.clearTimeout(this.heartbeatTimer);
+    this.heartbeatTimer = null;
+  }
+
+  private onHeartbeatTimer(): void {
+    if (this.term === null) return;
+    if (this.ctx.clock.now() - this.lastSentMs >= this.args.config.heartbeatIntervalMs) this.sendHeartbeat();
+    this.pump();
+  }
+
+  /** An empty AppendEntries anchored at the last known match: never truncates, never conflicts. */
+  private sendHeartbeat(): void {
+    if (this.term === null) return;
+    this.send({
+      type: 'appendEntries', term: this.term, leaderId: this.args.self as NodeId,
+      prevLogIndex: this.matchIndex, prevLogTerm: this.matchTerm, entries: [],
+      leaderCommit: Math.min(this.commitIndex, this.matchIndex) as LogIndex,
+    }, true);
+  }
+}
+
+export function createReplicationStream(args: StreamArgs): ReplicationStream { return new ReplicationStream(args); }
+export const REPLICATION_STREAM_MODULE = __filename;
