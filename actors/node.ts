@@ -1,0 +1,200 @@
+/**
+ * RaftNode: the application's handle to one Raft node. `RaftNode.start` spawns the node's actors
+ * (Raft, ReplicationStreams, network, storage, Apply, Metrics) under a supervisor, on worker
+ * threads or on the calling thread, wires them to each other by id, and returns the handle.
+ *
+ * @example
+ * const system = ActorSystem.create();
+ * const net = new LocalNetwork();
+ * const node = await RaftNode.start({ system, id: 1, network: net.endpointSpec(nodeId(1)),
+ *   stateMachine: { module: KV_MODULE, export: 'createKv', args: {} } });
+ * await node.initWithConfig([1]);
+ * const { index } = await node.clientWrite(encodeKv({ op: 'put', key: 'a', value: '1' }));
+ */
+import type { Actor, ActorContext, ActorRef, ActorSpec, Placement } from '../runtime/actor';
+import { LOCAL, onArbiter } from '../runtime/actor';
+import type { ActorSystem } from '../runtime/system';
+import { Supervisor } from '../runtime/supervisor';
+import { AskTimeoutError } from '../runtime/errors';
+import { buildConfig, type RaftConfig } from './raft/core/config';
+import { MalformedMessageError } from './raft/core/errors';
+import { nodeId, type NodeId } from './raft/core/types';
+import { APPLY_ACTOR_MODULE, ApplyActor, type ApplyArgs, type ApplyMsg } from './apply/apply-actor';
+import type { StateMachineSpec } from './apply/state-machine';
+import { MetricsActor, type MetricsListener, type RaftMetrics } from './metrics/metrics';
+import { RAFT_ACTOR_MODULE, type ClientWriteResponse, type ControllerMsg, type RaftActorArgs, type RaftMsg, type ResponseMode } from './raft/raft-actor';
+import { REPLICATION_STREAM_MODULE, type StreamArgs } from './replication/replication-stream';
+import { MEMORY_STORAGE_MODULE } from '../storage/memory-storage';
+import { raftActorId } from '../network/network';
+import './errors-registry';
+
+export type NodePlacement = 'worker' | 'local';
+
+export interface RaftNodeOptions {
+  readonly system: ActorSystem;
+  readonly id: number;
+  /** The node's network actor (e.g. `localNetwork.endpointSpec(id)`). */
+  readonly network: ActorSpec;
+  /** The application's state machine, built on the Apply actor's thread. */
+  readonly stateMachine: StateMachineSpec;
+  /** The storage actor. Default: MemoryStorage. */
+  readonly storage?: ActorSpec;
+  /**
+   * 'worker' (default): the Raft actor, its streams and the network actor share one worker thread;
+   * storage and apply get one each. 'local': everything on the calling thread.
+   */
+  readonly placement?: NodePlacement;
+  readonly config?: Partial<RaftConfig>;
+  /** Called once if the node fails (its Raft, storage or Apply actor crashed). */
+  readonly onFailed?: (cause: Error) => void;
+}
+
+export interface ClientWriteOptions {
+  /** 'committed' (default): answer once a quorum has it durable. 'applied': once applied here, with the result. */
+  readonly responseMode?: ResponseMode;
+  readonly timeoutMs?: number;
+}
+
+export interface WaitOptions { readonly timeoutMs?: number; readonly what?: string }
+
+const STREAM_RESTART = { kind: 'restart', backoffMs: { initial: 10, max: 1000 }, maxRestarts: 20 } as const;
+
+/** Starts and stops the replication streams the Raft actor asks for, through the node's supervisor. */
+class NodeController implements Actor<ControllerMsg> {
+  private readonly running = new Set<number>();
+  constructor(private readonly sup: Supervisor, private readonly streamSpec: (target: number) => ActorSpec,
+    private readonly placement: Placement, private readonly prefix: string) {}
+
+  async receive(msg: ControllerMsg): Promise<void> {
+    if (msg.type !== 'ensureStreams') throw new TypeError(`unknown controller message ${String((msg as { type?: unknown }).type)}`);
+    for (const t of [...this.running]) {
+      if (!msg.targets.includes(t)) { this.running.delete(t); await this.sup.stopActor(`${this.prefix}${t}`); }
+    }
+    for (const t of msg.targets) {
+      if (this.running.has(t) || this.sup.state !== 'running') continue;
+      this.running.add(t);
+      await this.sup.spawn(`${this.prefix}${t}`, this.streamSpec(t), this.placement, STREAM_RESTART);
+    }
+  }
+}
+
+export class RaftNode {
+  private constructor(
+    readonly id: NodeId,
+    readonly config: RaftConfig,
+    private readonly system: ActorSystem,
+    private readonly supervisor: Supervisor,
+    private readonly raft: ActorRef<RaftMsg>,
+    private readonly applyRef: ActorRef<ApplyMsg>,
+    private readonly metricsActor: MetricsActor,
+  ) {}
+
+  /** Spawns a node. Config is validated first (InvalidConfigError); the node starts passive (NonVoter when pristine). */
+  static async start(opts: RaftNodeOptions): Promise<RaftNode> {
+    const id = nodeId(opts.id);
+    const config = buildConfig(opts.config);
+    const placement = opts.placement ?? 'worker';
+    if (placement !== 'worker' && placement !== 'local') throw new TypeError(`placement must be 'worker' or 'local', got ${String(placement)}`);
+    const { system } = opts;
+    const sup = new Supervisor(system, { name: `n${id}` });
+    const where = async (role: string): Promise<Placement> => {
+      if (placement === 'local') return LOCAL;
+      await sup.startArbiter(`n${id}-${role}`);
+      return onArbiter(`n${id}-${role}`);
+    };
+    const [raftAt, storageAt, applyAt] = [await where('raft'), await where('storage'), await where('apply')];
+    const ids = {
+      storage: `n${id}/storage`, network: `n${id}/network`, apply: `n${id}/apply`,
+      metrics: `n${id}/metrics`, controller: `n${id}/controller`, streamPrefix: `n${id}/stream/`,
+    };
+    const raftId = raftActorId(id);
+    const failNode = { kind: 'fail-node' } as const;
+    try {
+      const metrics = new MetricsActor();
+      await sup.spawn(ids.metrics, { factory: () => metrics }, LOCAL, failNode);
+      const streamSpec = (target: number): ActorSpec<StreamArgs> => ({
+        module: REPLICATION_STREAM_MODULE, export: 'createReplicationStream',
+        args: { self: id, target, config, raftActorId: raftId, networkActorId: ids.network, storageActorId: ids.storage },
+      });
+      await sup.spawn(ids.controller, { factory: () => new NodeController(sup, streamSpec, raftAt, ids.streamPrefix) }, LOCAL, failNode);
+      await sup.spawn(ids.storage, opts.storage ?? { module: MEMORY_STORAGE_MODULE, export: 'createMemoryStorage', args: {} }, storageAt, failNode);
+      const sm = opts.stateMachine;
+      const applySpec: ActorSpec = 'factory' in sm
+        ? { factory: () => new ApplyActor(sm.factory(), raftId) }
+        : { module: APPLY_ACTOR_MODULE, export: 'createApplyActor', args: { raftActorId: raftId, stateMachine: sm } satisfies ApplyArgs };
+      const applyRef = await sup.spawn<ApplyMsg>(ids.apply, applySpec, applyAt, failNode);
+      await sup.spawn(ids.network, opts.network, raftAt, { kind: 'restart', backoffMs: { initial: 10, max: 1000 }, maxRestarts: 20 });
+      const raft = await sup.spawn<RaftMsg>(raftId, { module: RAFT_ACTOR_MODULE, export: 'createRaftActor', args: { id, config, ids } satisfies RaftActorArgs }, raftAt, failNode);
+      if (opts.onFailed) sup.on('failed', opts.onFailed);
+      return new RaftNode(id, config, system, sup, raft, applyRef, metrics);
+    } catch (err) {
+      await sup.stop();
+      throw err;
+    }
+  }
+
+  /**
+   * Forms a cluster (seeds 000/004): call on every node with the same ids, its own included.
+   * Rejects with NotAllowedError unless the node is a pristine NonVoter, InoperableConfigError for a bad set.
+   */
+  async initWithConfig(members: readonly number[]): Promise<void> {
+    if (!Array.isArray(members) || members.length === 0) throw new MalformedMessageError('members must be a non-empty array of node ids');
+    members.forEach((m) => nodeId(m));
+    await this.raft.ask({ type: 'initWithConfig', members: [...members] });
+  }
+
+  /**
+   * Proposes a command. On a node that is not the leader it rejects with ForwardToLeaderError
+   * (carrying the leader's id when known). ProposalDroppedError: never applied, safe to retry.
+   * NodeStoppedError or a timeout: outcome unknown.
+   */
+  async clientWrite(payload: Uint8Array, opts: ClientWriteOptions = {}): Promise<ClientWriteResponse> {
+    if (!(payload instanceof Uint8Array)) throw new MalformedMessageError('payload must be a Uint8Array');
+    const responseMode = opts.responseMode ?? 'committed';
+    return this.raft.ask<ClientWriteResponse>({ type: 'clientWrite', payload, responseMode }, opts.timeoutMs ?? 30_000);
+  }
+
+  /** The latest published metrics (null before the Raft actor has started). */
+  metrics(): RaftMetrics | null { return this.metricsActor.latest; }
+
+  /** Fresh metrics straight from the Raft actor. */
+  async currentMetrics(): Promise<RaftMetrics> { return this.raft.ask<RaftMetrics>({ type: 'getMetrics' }); }
+
+  /** Calls `fn` on every published metrics update; returns the unsubscribe function. */
+  onMetrics(fn: MetricsListener): () => void { return this.metricsActor.subscribe(fn); }
+
+  /**
+   * Resolves with the first metrics satisfying `pred` (checked now and on every update);
+   * rejects with AskTimeoutError after `timeoutMs` (default 10 s). Use this, never a sleep.
+   */
+  waitForMetrics(pred: (m: RaftMetrics) => boolean, opts: WaitOptions = {}): Promise<RaftMetrics> {
+    const timeoutMs = opts.timeoutMs ?? 10_000;
+    return new Promise((resolve, reject) => {
+      const now = this.metricsActor.latest;
+      if (now && pred(now)) { resolve(now); return; }
+      const timer = setTimeout(() => {
+        unsubscribe();
+        reject(new AskTimeoutError(`n${this.id}/metrics (${opts.what ?? 'condition'}; last: ${JSON.stringify(this.metricsActor.latest)})`, timeoutMs));
+      }, timeoutMs);
+      const unsubscribe = this.metricsActor.subscribe((m) => {
+        if (!pred(m)) return;
+        clearTimeout(timer);
+        unsubscribe();
+        resolve(m);
+      });
+    });
+  }
+
+  /** A local, non-linearizable read of this replica's state machine (StateMachine.query). */
+  async query<R = unknown>(q: unknown): Promise<R> { return this.applyRef.ask<R>({ type: 'query', query: q }); }
+
+  /** Stops the node's actors in order (streams, Raft, network, Apply, storage, ...) and its threads. */
+  async stop(): Promise<void> { await this.supervisor.stop(); }
+
+  get state(): Supervisor['state'] { return this.supervisor.state; }
+
+  /** The actor system this node lives in. */
+  get actorSystem(): ActorSystem { return this.system; }
+}
+
+export type { ActorContext };
