@@ -1,0 +1,507 @@
+/**
+ * The Raft protocol as a pure state machine (DESIGN.md section 1; etcd's Step, openraft's engine).
+ * `step` takes one input, common term rules run first, then the role's own step. Effects leave only
+ * as commands, drained by `takeCommands`. No awaits, no clock, no Math.random: time comes in `tick`
+ * inputs and chance from the RandomSource, so a run replays exactly.
+ */
+import { planAppend } from './append';
+import type { RaftConfig } from './config';
+import { LogDurability } from './durability';
+import { ForwardToLeaderError, InoperableConfigError, InvariantViolation, NotAllowedError } from './errors';
+import type { Command, CoreStatus, InitialState, Input, ProposeResult, RandomSource } from './io';
+import { RaftLog } from './log';
+import { ConfigHistory, isKnown, isVoter, pristineMembership, replicationTargets, sameNodes, voters } from './membership';
+import { quorumMatch, voteOutcome } from './quorum';
+import { ReplyGate, type RpcResponse } from './replies';
+import type {
+  AppendEntriesRequest, AppendEntriesResponse, Entry, LogIndex, Membership, NodeId, RaftRole, Term,
+  VoteRequest, VoteResponse,
+} from './types';
+
+export interface RaftCoreOptions {
+  readonly id: NodeId;
+  readonly config: RaftConfig;
+  readonly random: RandomSource;
+  readonly initial: InitialState;
+  /** The time at construction; the first election deadline is drawn from it. */
+  readonly nowMs: number;
+}
+
+/** The inputs that are RPC traffic, and so go through the term rules of paper 5.1. */
+type Message = Extract<Input, { type: 'appendEntries' | 'vote' | 'voteResponse' }>;
+
+interface Campaign {
+  /** Our vote for ourselves is in the hard state with this seq; no vote is asked before it is durable. */
+  readonly seq: number;
+  votesSent: boolean;
+  readonly granted: Set<NodeId>;
+  readonly rejected: Set<NodeId>;
+}
+
+interface Leadership {
+  /** Highest index each peer is known to hold durably, from `replicated` inputs of this term. */
+  readonly matchIndex: Map<NodeId, LogIndex>;
+  targets: NodeId[];
+}
+
+/**
+ * @example
+ * const core = new RaftCore({ id: nodeId(1), config: buildConfig(), random, nowMs: 0,
+ *   initial: { hardState: { currentTerm: term(0), votedFor: null }, entries: [], lastApplied: logIndex(0) } });
+ * core.initWithConfig([nodeId(1)]);
+ * for (const cmd of core.takeCommands()) execute(cmd); // saveHardState, then feed hardStatePersisted back
+ */
+export class RaftCore {
+  private readonly id: NodeId;
+  private readonly config: RaftConfig;
+  private readonly random: RandomSource;
+  private nowMs: number;
+
+  private role: RaftRole;
+  private currentTerm: Term;
+  private votedFor: NodeId | null;
+  private currentLeader: NodeId | null = null;
+  private electionDeadlineMs: number | null = null;
+
+  private readonly log: RaftLog;
+  private readonly durability: LogDurability;
+  private readonly configs: ConfigHistory;
+  private readonly replies = new ReplyGate();
+  private commitIndex: LogIndex;
+  private lastApplied: LogIndex;
+  /** Highest index already handed to the state machine; never handed twice. */
+  private handedToApply: LogIndex;
+
+  /** Last hard-state seq allocated, last one acknowledged, and the one this step still has to emit. */
+  private lastSeq = 0;
+  private durableSeq = 0;
+  private unsavedSeq: number | null = null;
+
+  private campaign: Campaign | null = null;
+  private leadership: Leadership | null = null;
+  private commands: Command[] = [];
+
+  constructor(opts: RaftCoreOptions) {
+    const { hardState, entries, lastApplied } = opts.initial;
+    this.id = opts.id;
+    this.config = opts.config;
+    this.random = opts.random;
+    this.nowMs = opts.nowMs;
+    this.currentTerm = hardState.currentTerm;
+    this.votedFor = hardState.votedFor;
+    this.log = new RaftLog();
+    this.log.append(entries);
+    if (this.log.lastTerm > this.currentTerm) throw new InvariantViolation(`log holds term ${this.log.lastTerm} above currentTerm ${this.currentTerm}`);
+    if (lastApplied > this.log.lastIndex) throw new InvariantViolation(`lastApplied ${lastApplied} beyond the last log index ${this.log.lastIndex}`);
+    this.configs = new ConfigHistory(pristineMembership(this.id));
+    this.configs.append(entries);
+    this.durability = new LogDurability(this.log.lastIndex);
+    // Entries above lastApplied are committed again when a leader says so; they are not re-applied below it.
+    this.commitIndex = lastApplied;
+    this.lastApplied = lastApplied;
+    this.handedToApply = lastApplied;
+    this.log.evict(lastApplied);
+    const passive = this.log.lastIndex === 0 || !isVoter(this.membership, this.id);
+    this.role = passive ? 'NonVoter' : 'Follower';
+    if (!passive) this.electionDeadlineMs = this.randomDeadline();
+  }
+
+  // ---- public API ----
+
+  step(input: Input): void {
+    switch (input.type) {
+      case 'tick': this.onTick(input.nowMs); break;
+      case 'appendEntries': case 'vote': case 'voteResponse': this.stepMessage(input); break;
+      case 'replicated': this.onReplicated(input.peer, input.leaderTerm, input.matchIndex); break;
+      case 'higherTerm': if (input.term > this.currentTerm) this.becomeFollower(input.term, null); break;
+      case 'logPersisted': this.onLogPersisted(input.index); break;
+      case 'hardStatePersisted': this.onHardStatePersisted(input.seq); break;
+      case 'applied': this.onApplied(input.index); break;
+      default: throw new InvariantViolation(`unknown input ${(input as { type: string }).type}`);
+    }
+    this.flushHardState();
+  }
+
+  /** Drains the commands emitted since the last call, in emission order. */
+  takeCommands(): Command[] {
+    const out = this.commands;
+    this.commands = [];
+    return out;
+  }
+
+  /** Appends normal entries in the current term. Leader only; others throw ForwardToLeaderError. */
+  propose(payloads: readonly Uint8Array[]): ProposeResult {
+    if (this.role !== 'Leader') throw new ForwardToLeaderError(this.currentLeader);
+    if (payloads.length === 0) throw new RangeError('propose: no payloads');
+    const first = this.log.lastIndex + 1;
+    const entries: Entry[] = payloads.map((payload, k) => ({ index: (first + k) as LogIndex, term: this.currentTerm, kind: 'normal', payload }));
+    this.appendAsLeader(entries);
+    return { firstIndex: first as LogIndex, lastIndex: this.log.lastIndex, term: this.currentTerm };
+  }
+
+  /**
+   * Forms a cluster (seeds 000, 004): a pristine NonVoter takes `members` as its config in memory and
+   * campaigns at once. Every node of the new cluster calls it, in parallel if it likes.
+   */
+  initWithConfig(members: readonly NodeId[]): void {
+    if (this.role !== 'NonVoter') throw new NotAllowedError(`node is ${this.role}, not a pristine NonVoter: the cluster has already formed`);
+    if (this.log.lastIndex !== 0) throw new NotAllowedError(`log is at index ${this.log.lastIndex}, not 0: the cluster has already formed`);
+    const membership: Membership = { members: [...members], nonVoters: [], membersAfterConsensus: null };
+    if (members.length === 0) throw new InoperableConfigError(membership, 'no members');
+    const dup = members.find((m, k) => members.indexOf(m) !== k);
+    if (dup !== undefined) throw new InoperableConfigError(membership, `node ${dup} is listed twice`);
+    if (!members.includes(this.id)) throw new InoperableConfigError(membership, `this node (${this.id}) is not among the members`);
+    this.configs.setBase(membership);
+    this.startCampaign();
+    this.flushHardState();
+  }
+
+  status(): CoreStatus {
+    return {
+      id: this.id, role: this.role, currentTerm: this.currentTerm, votedFor: this.votedFor,
+      currentLeader: this.currentLeader, lastLogIndex: this.log.lastIndex, lastLogTerm: this.log.lastTerm,
+      durableIndex: this.durability.durableIndex, commitIndex: this.commitIndex, lastApplied: this.lastApplied,
+      membership: this.membership,
+    };
+  }
+
+  /** When the next tick is needed (the election deadline); null for a NonVoter or a Leader. */
+  nextDeadlineMs(): number | null {
+    return this.role === 'Follower' || this.role === 'Candidate' ? this.electionDeadlineMs : null;
+  }
+
+  termAt(index: LogIndex): Term | null {
+    return this.log.termAt(index);
+  }
+
+  /** Cached entries [from, toExclusive); null when any was evicted (read storage) or is beyond the log. */
+  entries(from: LogIndex, toExclusive: LogIndex): Entry[] | null {
+    return this.log.entries(from, toExclusive);
+  }
+
+  // ---- Step: term rules common to every role (paper 5.1), then the role's step ----
+
+  private stepMessage(msg: Message): void {
+    if (msg.type === 'vote' && !isKnown(this.membership, msg.req.candidateId)) {
+      // Seed 000's failsafe against removed nodes: refuse, and do not let a stranger move our term.
+      this.reply(msg.reqId, this.voteResponse(false, true));
+      return;
+    }
+    const msgTerm = msg.type === 'voteResponse' ? msg.resp.term : msg.req.term;
+    if (msgTerm > this.currentTerm) {
+      this.becomeFollower(msgTerm, msg.type === 'appendEntries' ? msg.req.leaderId : null);
+    } else if (msgTerm < this.currentTerm && msg.type !== 'voteResponse') {
+      // A stale request is refused; our term in the answer tells its sender to step down.
+      this.reply(msg.reqId, msg.type === 'vote' ? this.voteResponse(false, false) : this.appendResponse(false, 0 as LogIndex));
+      return;
+    }
+    if (msg.type === 'vote') {
+      this.handleVoteRequest(msg.reqId, msg.req);
+      return;
+    }
+    switch (this.role) {
+      case 'Leader': this.stepLeader(msg); break;
+      case 'Candidate': this.stepCandidate(msg); break;
+      case 'Follower': case 'NonVoter': this.stepFollower(msg); break;
+    }
+  }
+
+  private stepLeader(msg: Exclude<Message, { type: 'vote' }>): void {
+    if (msg.type === 'appendEntries') {
+      throw new InvariantViolation(`node ${msg.req.leaderId} claims leadership of term ${msg.req.term}, which this node leads`);
+    }
+    // A late vote response: the election is already won.
+  }
+
+  private stepCandidate(msg: Exclude<Message, { type: 'vote' }>): void {
+    if (msg.type === 'appendEntries') {
+      // Paper 5.2: a leader of our term exists; recognise it.
+      this.becomeFollower(this.currentTerm, msg.req.leaderId);
+      this.handleAppendEntries(msg.reqId, msg.req);
+      return;
+    }
+    const { from, resp } = msg;
+    if (resp.isCandidateUnknown) {
+      // Seed 000: with entries we were part of a cluster that has dropped us; at index 0 we are
+      // still forming one, and the peer will know us once it runs InitWithConfig.
+      if (this.log.lastIndex > 0) this.becomeNonVoter();
+      return;
+    }
+    const c = this.campaign;
+    if (c === null || !c.votesSent || resp.term !== this.currentTerm) return;
+    (resp.voteGranted ? c.granted : c.rejected).add(from);
+    if (voteOutcome(this.membership, c.granted, c.rejected) === 'won') this.becomeLeader();
+  }
+
+  private stepFollower(msg: Exclude<Message, { type: 'vote' }>): void {
+    if (msg.type === 'appendEntries') this.handleAppendEntries(msg.reqId, msg.req);
+  }
+
+  // ---- elections (paper 5.2, 5.4.1) ----
+
+  private onTick(nowMs: number): void {
+    if (nowMs > this.nowMs) this.nowMs = nowMs;
+    const deadline = this.nextDeadlineMs();
+    if (deadline !== null && this.nowMs >= deadline) this.startCampaign();
+  }
+
+  private startCampaign(): void {
+    this.role = 'Candidate';
+    this.currentTerm = (this.currentTerm + 1) as Term;
+    this.votedFor = this.id;
+    this.currentLeader = null;
+    const seq = this.markHardStateDirty();
+    this.campaign = { seq, votesSent: false, granted: new Set([this.id]), rejected: new Set() };
+    // A fresh random timeout per election is what breaks split votes.
+    this.electionDeadlineMs = this.randomDeadline();
+  }
+
+  /** Seed 002 rule 1: votes are asked for only once our own vote is durable. */
+  private maybeSendVotes(): void {
+    const c = this.campaign;
+    if (this.role !== 'Candidate' || c === null || c.votesSent || this.durableSeq < c.seq) return;
+    c.votesSent = true;
+    if (voteOutcome(this.membership, c.granted, c.rejected) === 'won') {
+      this.becomeLeader();
+      return;
+    }
+    const req: VoteRequest = { type: 'vote', term: this.currentTerm, candidateId: this.id, lastLogIndex: this.log.lastIndex, lastLogTerm: this.log.lastTerm };
+    for (const to of voters(this.membership)) if (to !== this.id) this.emit({ type: 'sendVote', to, req });
+  }
+
+  private handleVoteRequest(reqId: number, req: VoteRequest): void {
+    // Paper 5.4.1: only a candidate whose log is at least as up-to-date as ours gets our vote.
+    const upToDate = req.lastLogTerm > this.log.lastTerm || (req.lastLogTerm === this.log.lastTerm && req.lastLogIndex >= this.log.lastIndex);
+    const grant = this.role !== 'NonVoter' && (this.votedFor === null || this.votedFor === req.candidateId) && upToDate;
+    if (grant) {
+      if (this.votedFor !== req.candidateId) {
+        this.votedFor = req.candidateId;
+        this.markHardStateDirty();
+      }
+      this.electionDeadlineMs = this.randomDeadline();
+    }
+    this.reply(reqId, this.voteResponse(grant, false));
+  }
+
+  // ---- role changes ----
+
+  /** Leaves Leader/Candidate (or adopts a higher term); a NonVoter or non-voter stays passive. */
+  private becomeFollower(newTerm: Term, leaderId: NodeId | null): void {
+    if (this.role === 'Leader') this.stopLeading();
+    if (newTerm > this.currentTerm) {
+      this.currentTerm = newTerm;
+      this.votedFor = null;
+      this.markHardStateDirty();
+    }
+    this.campaign = null;
+    this.currentLeader = leaderId;
+    const passive = this.role === 'NonVoter' || !isVoter(this.membership, this.id);
+    this.role = passive ? 'NonVoter' : 'Follower';
+    this.electionDeadlineMs = passive ? null : this.randomDeadline();
+  }
+
+  private becomeNonVoter(): void {
+    if (this.role === 'Leader') this.stopLeading();
+    this.role = 'NonVoter';
+    this.campaign = null;
+    this.currentLeader = null;
+    this.electionDeadlineMs = null;
+  }
+
+  private becomeLeader(): void {
+    this.role = 'Leader';
+    this.currentLeader = this.id;
+    this.campaign = null;
+    this.electionDeadlineMs = null;
+    const targets = replicationTargets(this.membership, this.id);
+    this.leadership = { matchIndex: new Map(), targets };
+    this.emit({ type: 'startReplication', term: this.currentTerm, targets, nextIndex: (this.log.lastIndex + 1) as LogIndex, commitIndex: this.commitIndex });
+    const index = (this.log.lastIndex + 1) as LogIndex;
+    // Seed 000: at index 0 the first entry records the config we were elected under; otherwise a
+    // blank entry of our term lets earlier entries commit (paper 5.4.2, 8).
+    this.appendAsLeader([index === 1
+      ? { index, term: this.currentTerm, kind: 'config', membership: this.membership }
+      : { index, term: this.currentTerm, kind: 'blank' }]);
+  }
+
+  private stopLeading(): void {
+    this.leadership = null;
+    this.emit({ type: 'stopReplication' });
+  }
+
+  /** A config entry was appended or truncated away: the node's part in the cluster may have changed. */
+  private onMembershipChanged(): void {
+    const m = this.membership;
+    if (this.leadership !== null) {
+      const targets = replicationTargets(m, this.id);
+      if (!sameNodes(targets, this.leadership.targets)) this.emit({ type: 'replicationTargets', targets });
+      this.leadership.targets = targets;
+      return;
+    }
+    const voter = isVoter(m, this.id);
+    if (this.role === 'Follower' && !voter) this.becomeNonVoter();
+    else if (this.role === 'NonVoter' && voter) {
+      this.role = 'Follower';
+      this.electionDeadlineMs = this.randomDeadline();
+    }
+  }
+
+  // ---- replication (paper 5.3, 5.4.2) ----
+
+  private handleAppendEntries(reqId: number, req: AppendEntriesRequest): void {
+    this.currentLeader = req.leaderId;
+    if (this.role === 'Follower') this.electionDeadlineMs = this.randomDeadline();
+    const plan = planAppend(this.log, req);
+    if (plan.kind === 'mismatch') {
+      this.reply(reqId, this.appendResponse(false, 0 as LogIndex, plan.conflict));
+      return;
+    }
+    if (plan.newEntries.length > 0) this.writeFollowerEntries(plan.truncateFrom, plan.newEntries);
+    const commit = Math.min(req.leaderCommit, plan.lastNewIndex);
+    if (commit > this.commitIndex) this.setCommitIndex(commit as LogIndex);
+    // Seed 002 rule 3: success only once every entry the request names is durable.
+    this.reply(reqId, this.appendResponse(true, plan.lastNewIndex), plan.lastNewIndex);
+  }
+
+  private writeFollowerEntries(truncateFrom: LogIndex | null, entries: readonly Entry[]): void {
+    let membershipChanged = false;
+    if (truncateFrom !== null) {
+      if (truncateFrom <= this.commitIndex) throw new InvariantViolation(`leader ${this.currentLeader} would truncate committed index ${truncateFrom} (commitIndex ${this.commitIndex})`);
+      this.log.truncateFrom(truncateFrom);
+      membershipChanged = this.configs.truncateFrom(truncateFrom);
+      this.replies.revokeSuccessesFrom(truncateFrom, this.appendResponse(false, 0 as LogIndex), this.lastSeq);
+    }
+    this.appendLocal(entries, truncateFrom);
+    if (this.configs.append(entries) || membershipChanged) this.onMembershipChanged();
+  }
+
+  private appendAsLeader(entries: readonly Entry[]): void {
+    this.appendLocal(entries, null);
+    this.emit({ type: 'replicate', entries });
+    if (this.configs.append(entries)) this.onMembershipChanged();
+  }
+
+  private appendLocal(entries: readonly Entry[], truncateFrom: LogIndex | null): void {
+    this.log.append(entries);
+    this.durability.issued(this.log.lastIndex, truncateFrom);
+    this.emit({ type: 'appendLog', entries, truncateFrom });
+    this.log.evict(this.lastApplied);
+  }
+
+  private onReplicated(peer: NodeId, leaderTerm: Term, matchIndex: LogIndex): void {
+    const lead = this.leadership;
+    if (lead === null || leaderTerm !== this.currentTerm || peer === this.id) return;
+    if (matchIndex > this.log.lastIndex) throw new InvariantViolation(`peer ${peer} matches ${matchIndex}, beyond our last index ${this.log.lastIndex}`);
+    if (matchIndex <= (lead.matchIndex.get(peer) ?? 0)) return;
+    lead.matchIndex.set(peer, matchIndex);
+    this.maybeCommitAsLeader();
+  }
+
+  /**
+   * Figure 2's leader commit rule with Figure 8's restriction: the largest N held by a quorum whose
+   * term is ours. The leader counts itself only through what is durable on its own disk (seed 002).
+   */
+  private maybeCommitAsLeader(): void {
+    const lead = this.leadership;
+    if (lead === null) return;
+    const n = quorumMatch(this.membership, (id) => (id === this.id ? this.durability.durableIndex : (lead.matchIndex.get(id) ?? 0)));
+    if (n > this.commitIndex && this.log.termAt(n) === this.currentTerm) this.setCommitIndex(n);
+  }
+
+  private setCommitIndex(n: LogIndex): void {
+    this.commitIndex = n;
+    this.emit({ type: 'commit', commitIndex: n });
+    this.maybeApply();
+  }
+
+  /**
+   * Hands committed entries to the state machine in order, each once. Only durable ones: after a
+   * restart storage must hold every entry the state machine has applied.
+   */
+  private maybeApply(): void {
+    const limit = Math.min(this.commitIndex, this.durability.durableIndex);
+    while (this.handedToApply < limit) {
+      const to = Math.min(limit, this.handedToApply + this.config.maxApplyBatchEntries);
+      const batch = this.log.entries((this.handedToApply + 1) as LogIndex, (to + 1) as LogIndex);
+      if (batch === null) throw new InvariantViolation(`entries ${this.handedToApply + 1}..${to} to apply are not cached`);
+      this.emit({ type: 'apply', entries: batch });
+      this.handedToApply = to as LogIndex;
+    }
+  }
+
+  // ---- storage and state machine completions ----
+
+  private onLogPersisted(index: LogIndex): void {
+    if (!this.durability.acked(index)) return;
+    this.releaseReplies();
+    this.maybeCommitAsLeader();
+    this.maybeApply();
+  }
+
+  private onHardStatePersisted(seq: number): void {
+    if (seq > this.lastSeq || seq === this.unsavedSeq) throw new InvariantViolation(`hardStatePersisted(${seq}) for a hard state never issued`);
+    if (seq <= this.durableSeq) return;
+    this.durableSeq = seq;
+    this.releaseReplies();
+    this.maybeSendVotes();
+  }
+
+  private onApplied(index: LogIndex): void {
+    if (index > this.handedToApply) throw new InvariantViolation(`applied(${index}) beyond what was handed to apply (${this.handedToApply})`);
+    if (index <= this.lastApplied) return;
+    this.lastApplied = index;
+    this.log.evict(index);
+  }
+
+  // ---- plumbing ----
+
+  private get membership(): Membership {
+    return this.configs.current;
+  }
+
+  private randomDeadline(): number {
+    const { electionTimeoutMinMs: min, electionTimeoutMaxMs: max } = this.config;
+    const r = this.random.nextFloat();
+    if (!(r >= 0 && r < 1)) throw new InvariantViolation(`RandomSource.nextFloat returned ${r}, outside [0, 1)`);
+    return this.nowMs + min + Math.floor(r * (max - min));
+  }
+
+  /** The hard state changed this step: allocate the seq its save will carry (one save per step). */
+  private markHardStateDirty(): number {
+    if (this.unsavedSeq === null) this.unsavedSeq = ++this.lastSeq;
+    return this.unsavedSeq;
+  }
+
+  private flushHardState(): void {
+    if (this.unsavedSeq === null) return;
+    this.emit({ type: 'saveHardState', hardState: { currentTerm: this.currentTerm, votedFor: this.votedFor }, seq: this.unsavedSeq });
+    this.unsavedSeq = null;
+  }
+
+  /** Sends now, or holds the reply until the hard state as of now (and `needIndex`) is durable. */
+  private reply(reqId: number, resp: RpcResponse, needIndex: LogIndex = 0 as LogIndex): void {
+    const needSeq = this.lastSeq > this.durableSeq ? this.lastSeq : 0;
+    if (needSeq === 0 && needIndex <= this.durability.durableIndex && this.replies.size === 0) {
+      this.emit({ type: 'reply', reqId, resp });
+      return;
+    }
+    this.replies.hold(reqId, resp, needSeq, needIndex);
+    this.releaseReplies();
+  }
+
+  private releaseReplies(): void {
+    for (const r of this.replies.release(this.durableSeq, this.durability.durableIndex)) this.emit({ type: 'reply', reqId: r.reqId, resp: r.resp });
+  }
+
+  private voteResponse(voteGranted: boolean, isCandidateUnknown: boolean): VoteResponse {
+    return { type: 'voteResponse', term: this.currentTerm, voteGranted, isCandidateUnknown };
+  }
+
+  private appendResponse(success: boolean, matchIndex: LogIndex, conflict: AppendEntriesResponse['conflict'] = null): AppendEntriesResponse {
+    return { type: 'appendEntriesResponse', term: this.currentTerm, success, matchIndex, conflict };
+  }
+
+  private emit(cmd: Command): void {
+    this.commands.push(cmd);
+  }
+}
