@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import * as path from 'node:path';
-import { type Actor, type ActorContext, DeferredReply, LOCAL, onArbiter, replyError } from '../../runtime/actor';
+import { type Actor, type ActorContext, DeferredReply, LOCAL, onArbiter } from '../../runtime/actor';
 import { VirtualClock } from '../../runtime/clock';
 import { ManualDispatcher } from '../../runtime/dispatcher';
 import { ActorExistsError, ActorGoneError, AskTimeoutError, PlacementError } from '../../runtime/errors';
