@@ -45,6 +45,8 @@ export class LocalNetwork {
 
   /** Adds a node (idempotent). Every node must be registered before it can send or receive. */
   register(id: NodeId): void {
+    // The shared table holds int32 ids; refuse larger ones rather than alias them.
+    if (!Number.isInteger(id) || id < 1 || id > 0x7fff_ffff) throw new RangeError(`LocalNetwork node ids must be integers in 1..2^31-1, got ${id}`);
     if (slotOf(this.t, id) >= 0) return;
     const n = Atomics.load(this.t.slots, 0);
     if (n >= MAX_LOCAL_NODES) throw new RangeError(`LocalNetwork routes at most ${MAX_LOCAL_NODES} nodes`);

@@ -55,9 +55,18 @@ export class MemoryStorageActor implements Actor<StorageMsg> {
         return undefined;
       case 'appendEntries':
         return this.store.append(decodeEntries(msg.entries));
-      case 'replicateEntries':
-        if (msg.truncateFrom !== null) this.store.truncate(validIndex(msg.truncateFrom, 'truncateFrom'));
-        return this.store.append(decodeEntries(msg.entries));
+      case 'replicateEntries': {
+        // Validate everything before deleting anything: a refused write must leave the log as it was.
+        const entries = decodeEntries(msg.entries);
+        const from = msg.truncateFrom === null ? null : validIndex(msg.truncateFrom, 'truncateFrom');
+        if (from !== null && from < 1) throw new StorageContractError(`truncate from ${from}: indexes start at 1`);
+        const end = from === null ? this.store.lastIndex() : Math.min(from - 1, this.store.lastIndex());
+        if (entries.length > 0 && entries[0].index !== end + 1) {
+          throw new StorageContractError(`replicate at index ${entries[0].index} leaves a gap after index ${end}`);
+        }
+        if (from !== null) this.store.truncate(from);
+        return this.store.append(entries);
+      }
       case 'truncate':
         this.store.truncate(validIndex(msg.from, 'from'));
         return undefined;

@@ -84,6 +84,7 @@ class Reader {
     this.pos += n;
     return b;
   }
+  remaining(): number { return this.buf.length - this.pos; }
   end(): void {
     if (this.pos !== this.buf.length) throw new MalformedMessageError(`${this.buf.length - this.pos} trailing bytes`);
   }
@@ -158,6 +159,8 @@ export function encodeEntries(entries: readonly Entry[]): Uint8Array {
 
 function readEntries(r: Reader): Entry[] {
   const n = r.u32('entry count');
+  // Refuse a count the remaining bytes cannot hold before allocating for it.
+  if (n > r.remaining() / ENTRY_HEADER_BYTES) throw new MalformedMessageError(`truncated: entry count ${n} exceeds what ${r.remaining()} remaining bytes can hold`);
   const out: Entry[] = new Array(n);
   for (let i = 0; i < n; i++) {
     const e = readEntry(r);

@@ -27,9 +27,15 @@ export const encodeKv = (c: KvCommand): Uint8Array => enc.encode(JSON.stringify(
 
 function decodeKv(payload: Uint8Array): KvCommand | null {
   try {
-    const c = JSON.parse(dec.decode(payload)) as KvCommand;
+    const c = JSON.parse(dec.decode(payload)) as Record<string, unknown>;
     if (c === null || typeof c !== 'object' || typeof c.key !== 'string') return null;
-    return c;
+    const str = (v: unknown) => typeof v === 'string';
+    switch (c.op) {
+      case 'get': case 'delete': return c as KvCommand;
+      case 'put': case 'append': return str(c.value) ? (c as KvCommand) : null;
+      case 'cas': return str(c.value) && (c.expected === null || str(c.expected)) ? (c as KvCommand) : null;
+      default: return c as unknown as KvCommand; // run() names the unknown op
+    }
   } catch {
     return null;
   }
@@ -56,11 +62,11 @@ export class KvStateMachine implements StateMachine {
     const cur = this.data.get(c.key) ?? null;
     switch (c.op) {
       case 'get': return { ok: true, value: cur };
-      case 'put': this.data.set(c.key, String(c.value)); return { ok: true, value: null };
-      case 'append': this.data.set(c.key, (cur ?? '') + String(c.value)); return { ok: true, value: null };
+      case 'put': this.data.set(c.key, c.value); return { ok: true, value: null };
+      case 'append': this.data.set(c.key, (cur ?? '') + c.value); return { ok: true, value: null };
       case 'cas':
         if (cur !== c.expected) return { ok: false, error: 'cas mismatch', value: cur };
-        this.data.set(c.key, String(c.value));
+        this.data.set(c.key, c.value);
         return { ok: true, value: null };
       case 'delete': this.data.delete(c.key); return { ok: true, value: cur };
       default: return { ok: false, error: `unknown op ${String((c as { op?: unknown }).op)}` };
@@ -73,7 +79,8 @@ export class KvStateMachine implements StateMachine {
       case 'size': return this.data.size;
       case 'digest': {
         const h = createHash('sha256');
-        for (const k of [...this.data.keys()].sort()) h.update(k).update('\0').update(this.data.get(k)!).update('\0');
+        // JSON framing: no choice of key or value can make two different maps hash alike.
+        for (const k of [...this.data.keys()].sort()) h.update(JSON.stringify([k, this.data.get(k)])).update('\n');
         return { appliedIndex: this.applied, keys: this.data.size, sha256: h.digest('hex') };
       }
       default: throw new TypeError(`unknown query ${JSON.stringify(q)}`);
