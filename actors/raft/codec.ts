@@ -160,7 +160,7 @@ export function encodeEntries(entries: readonly Entry[]): Uint8Array {
 function readEntries(r: Reader): Entry[] {
   const n = r.u32('entry count');
   // Refuse a count the remaining bytes cannot hold before allocating for it.
-  if (n > r.remaining() / ENTRY_HEADER_BYTES) throw new MalformedMessageError(`truncated: entry count ${n} exceeds what ${r.remaining()} remaining bytes can hold`);
+  if (n > r.remaining() / ENTRY_HEADER_BYTES) throw new MalformedMessageError(`truncated: entry count ${n} needs ${n * ENTRY_HEADER_BYTES} bytes at offset ${r.pos}, ${r.remaining()} left`);
   const out: Entry[] = new Array(n);
   for (let i = 0; i < n; i++) {
     const e = readEntry(r);
