@@ -110,6 +110,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   async startArbiter(name: string, options?: StartArbiterOptions): Promise<void> {
     this.assertRunning();
     await this.system.startArbiter(name, options);
+    if (this.current !== 'running') {
+      await this.system.stopArbiter(name); // the node stopped while the thread was starting
+      this.assertRunning();
+    }
     this.ownedArbiters.push(name);
   }
 
@@ -148,6 +152,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (child === undefined || this.current !== 'running') return;
     this.logger.warn({ actor: id, err: error, policy: child.policy.kind }, 'supervised actor crashed');
     this.emit('crashed', id, error);
+    if (this.system.isShutDown) return void this.stop(); // nothing may restart in a system going away
     const policy = child.policy;
     if (policy.kind === 'fail-node') return this.fail(error);
     if (child.restarts >= policy.maxRestarts) {

@@ -172,13 +172,18 @@ export class ActorSystem {
         onDeath: (dead, error) => this.arbiterDied(dead, error),
       });
       await this.topology.run(async () => {
-        const links: Promise<void>[] = [];
-        for (const peer of this.arbiters.values()) {
-          const { port1, port2 } = new MessageChannel();
-          links.push(peer.connectPeer(name, port1), arbiter.connectPeer(peer.name, port2));
+        try {
+          const links: Promise<void>[] = [];
+          for (const peer of this.arbiters.values()) {
+            const { port1, port2 } = new MessageChannel();
+            links.push(peer.connectPeer(name, port1), arbiter.connectPeer(peer.name, port2));
+          }
+          await Promise.all(links);
+          await arbiter.call((c) => c.addRoutes([...this.directory]));
+        } catch (e) {
+          await arbiter.stop(); // half-joined (a peer died meanwhile): do not leak the thread
+          throw e;
         }
-        await Promise.all(links);
-        await arbiter.call((c) => c.addRoutes([...this.directory]));
         this.runtime.transport.attach(name, arbiter.dataPort);
         this.arbiters.set(name, arbiter);
       });
@@ -206,6 +211,11 @@ export class ActorSystem {
       this.runtime.peerGone(name);
       await Promise.all([...this.arbiters.values()].map((peer) => peer.call((c) => c.peerGone(name)).catch(() => undefined)));
     });
+  }
+
+  /** True once shutdown() was called: spawns and arbiter starts are refused from then on. */
+  get isShutDown(): boolean {
+    return this.shutdownPromise !== undefined;
   }
 
   /** Registers a crash listener (supervisors use it). Returns a function that removes it. */
@@ -243,7 +253,9 @@ export class ActorSystem {
   private async publishRoute(id: string, thread: string): Promise<void> {
     this.directory.set(id, thread);
     if (thread !== MAIN_THREAD) this.runtime.addRoutes([[id, thread]]);
-    await Promise.all([...this.arbiters.values()].filter((a) => a.name !== thread).map((a) => a.call((c) => c.addRoutes([[id, thread]]))));
+    const others = [...this.arbiters.values()].filter((a) => a.name !== thread);
+    // An arbiter that dies meanwhile needs no route; its death is reported on its own.
+    await Promise.all(others.map((a) => a.call((c) => c.addRoutes([[id, thread]])).catch(() => undefined)));
   }
 
   private async unpublishRoutes(ids: string[]): Promise<void> {

@@ -96,6 +96,11 @@ describe('runtime/system (worker placement)', function () {
       expect(gone).to.include({ ok: false, ctor: 'ActorGoneError' });
     });
 
+    it('sends a ref across a thread as its id, which ctx.ref turns back into an address', async () => {
+      const crossed = await b.ask({ type: 'echo', payload: system.ref('a') as unknown as Uint8Array });
+      expect(crossed).to.deep.equal({ id: 'a' });
+    });
+
     it('keeps Uint8Array payloads intact across threads', async () => {
       const payload = new Uint8Array(4096).map((_, i) => i % 251);
       const echoed = await b.ask<Uint8Array>({ type: 'echo', payload });
