@@ -3,7 +3,7 @@
  * waiting for a returned promise before the next. It also owns how the actor ends (stop or crash):
  * who gets which error, which timers are cleared, when `stopped` runs.
  */
-import { type Actor, type ActorContext, type ActorRef, DeferredReply, ErrorReply } from './actor';
+import { type Actor, type ActorContext, type ActorRef, type Clock, DeferredReply, ErrorReply } from './actor';
 import { ScopedClock } from './clock';
 import type { Dispatcher, Runnable } from './dispatcher';
 import { ASK, type Envelope, TIMER } from './envelope';
@@ -11,7 +11,6 @@ import { ActorGoneError } from './errors';
 import { Fifo } from './fifo';
 import type { Logger } from './logging';
 import type { SeededRandom } from './random';
-import type { Clock } from './actor';
 
 /** What a mailbox needs from the thread that hosts it. */
 export interface MailboxHost {
@@ -74,11 +73,6 @@ export class Mailbox implements Runnable {
 
   get ended(): boolean {
     return this.state === ENDED;
-  }
-
-  /** Messages waiting (not counting one in flight). */
-  get backlog(): number {
-    return this.queue.length;
   }
 
   /** `started` is done: begin handling messages, including any that queued meanwhile. */
