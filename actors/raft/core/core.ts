@@ -5,14 +5,15 @@
  * inputs and chance from the RandomSource, so a run replays exactly.
  */
 import { planAppend } from './append';
+import { Campaign, electionDeadline } from './campaign';
 import type { RaftConfig } from './config';
-import { LogDurability } from './durability';
-import { ForwardToLeaderError, InoperableConfigError, InvariantViolation, NotAllowedError } from './errors';
+import { ForwardToLeaderError, InvariantViolation, NotAllowedError } from './errors';
+import { HardStateSaves } from './hard-state';
 import type { Command, CoreStatus, InitialState, Input, ProposeResult, RandomSource } from './io';
-import { RaftLog } from './log';
-import { ConfigHistory, isKnown, isVoter, pristineMembership, replicationTargets, sameNodes, voters } from './membership';
-import { quorumMatch, voteOutcome } from './quorum';
+import { initialMembership, isKnown, isVoter, replicationTargets, sameNodes, voters } from './membership';
 import { ReplyGate, type RpcResponse } from './replies';
+import { ReplicatedLog } from './replicated-log';
+import { ProgressTracker } from './tracker';
 import type {
   AppendEntriesRequest, AppendEntriesResponse, Entry, LogIndex, Membership, NodeId, RaftRole, Term,
   VoteRequest, VoteResponse,
@@ -29,20 +30,6 @@ export interface RaftCoreOptions {
 
 /** The inputs that are RPC traffic, and so go through the term rules of paper 5.1. */
 type Message = Extract<Input, { type: 'appendEntries' | 'vote' | 'voteResponse' }>;
-
-interface Campaign {
-  /** Our vote for ourselves is in the hard state with this seq; no vote is asked before it is durable. */
-  readonly seq: number;
-  votesSent: boolean;
-  readonly granted: Set<NodeId>;
-  readonly rejected: Set<NodeId>;
-}
-
-interface Leadership {
-  /** Highest index each peer is known to hold durably, from `replicated` inputs of this term. */
-  readonly matchIndex: Map<NodeId, LogIndex>;
-  targets: NodeId[];
-}
 
 /**
  * @example
@@ -63,22 +50,14 @@ export class RaftCore {
   private currentLeader: NodeId | null = null;
   private electionDeadlineMs: number | null = null;
 
-  private readonly log: RaftLog;
-  private readonly durability: LogDurability;
-  private readonly configs: ConfigHistory;
+  private readonly log: ReplicatedLog;
   private readonly replies = new ReplyGate();
-  private commitIndex: LogIndex;
-  private lastApplied: LogIndex;
-  /** Highest index already handed to the state machine; never handed twice. */
-  private handedToApply: LogIndex;
 
-  /** Last hard-state seq allocated, last one acknowledged, and the one this step still has to emit. */
-  private lastSeq = 0;
-  private durableSeq = 0;
-  private unsavedSeq: number | null = null;
-
+  private readonly saves = new HardStateSaves();
+  /** Set while Candidate. */
   private campaign: Campaign | null = null;
-  private leadership: Leadership | null = null;
+  /** Set while Leader: the match index of each peer in this term. */
+  private leadership: ProgressTracker | null = null;
   private commands: Command[] = [];
 
   constructor(opts: RaftCoreOptions) {
@@ -89,18 +68,8 @@ export class RaftCore {
     this.nowMs = opts.nowMs;
     this.currentTerm = hardState.currentTerm;
     this.votedFor = hardState.votedFor;
-    this.log = new RaftLog();
-    this.log.append(entries);
+    this.log = new ReplicatedLog(this.id, entries, lastApplied);
     if (this.log.lastTerm > this.currentTerm) throw new InvariantViolation(`log holds term ${this.log.lastTerm} above currentTerm ${this.currentTerm}`);
-    if (lastApplied > this.log.lastIndex) throw new InvariantViolation(`lastApplied ${lastApplied} beyond the last log index ${this.log.lastIndex}`);
-    this.configs = new ConfigHistory(pristineMembership(this.id));
-    this.configs.append(entries);
-    this.durability = new LogDurability(this.log.lastIndex);
-    // Entries above lastApplied are committed again when a leader says so; they are not re-applied below it.
-    this.commitIndex = lastApplied;
-    this.lastApplied = lastApplied;
-    this.handedToApply = lastApplied;
-    this.log.evict(lastApplied);
     const passive = this.log.lastIndex === 0 || !isVoter(this.membership, this.id);
     this.role = passive ? 'NonVoter' : 'Follower';
     if (!passive) this.electionDeadlineMs = this.randomDeadline();
@@ -146,12 +115,7 @@ export class RaftCore {
   initWithConfig(members: readonly NodeId[]): void {
     if (this.role !== 'NonVoter') throw new NotAllowedError(`node is ${this.role}, not a pristine NonVoter: the cluster has already formed`);
     if (this.log.lastIndex !== 0) throw new NotAllowedError(`log is at index ${this.log.lastIndex}, not 0: the cluster has already formed`);
-    const membership: Membership = { members: [...members], nonVoters: [], membersAfterConsensus: null };
-    if (members.length === 0) throw new InoperableConfigError(membership, 'no members');
-    const dup = members.find((m, k) => members.indexOf(m) !== k);
-    if (dup !== undefined) throw new InoperableConfigError(membership, `node ${dup} is listed twice`);
-    if (!members.includes(this.id)) throw new InoperableConfigError(membership, `this node (${this.id}) is not among the members`);
-    this.configs.setBase(membership);
+    this.log.setBaseMembership(initialMembership(this.id, members));
     this.startCampaign();
     this.flushHardState();
   }
@@ -160,7 +124,7 @@ export class RaftCore {
     return {
       id: this.id, role: this.role, currentTerm: this.currentTerm, votedFor: this.votedFor,
       currentLeader: this.currentLeader, lastLogIndex: this.log.lastIndex, lastLogTerm: this.log.lastTerm,
-      durableIndex: this.durability.durableIndex, commitIndex: this.commitIndex, lastApplied: this.lastApplied,
+      durableIndex: this.log.durableIndex, commitIndex: this.log.commitIndex, lastApplied: this.log.lastApplied,
       membership: this.membership,
     };
   }
@@ -229,8 +193,8 @@ export class RaftCore {
     }
     const c = this.campaign;
     if (c === null || !c.votesSent || resp.term !== this.currentTerm) return;
-    (resp.voteGranted ? c.granted : c.rejected).add(from);
-    if (voteOutcome(this.membership, c.granted, c.rejected) === 'won') this.becomeLeader();
+    c.record(from, resp.voteGranted);
+    if (c.outcome(this.membership) === 'won') this.becomeLeader();
   }
 
   private stepFollower(msg: Exclude<Message, { type: 'vote' }>): void {
@@ -250,8 +214,7 @@ export class RaftCore {
     this.currentTerm = (this.currentTerm + 1) as Term;
     this.votedFor = this.id;
     this.currentLeader = null;
-    const seq = this.markHardStateDirty();
-    this.campaign = { seq, votesSent: false, granted: new Set([this.id]), rejected: new Set() };
+    this.campaign = new Campaign(this.id, this.saves.markDirty());
     // A fresh random timeout per election is what breaks split votes.
     this.electionDeadlineMs = this.randomDeadline();
   }
@@ -259,9 +222,9 @@ export class RaftCore {
   /** Seed 002 rule 1: votes are asked for only once our own vote is durable. */
   private maybeSendVotes(): void {
     const c = this.campaign;
-    if (this.role !== 'Candidate' || c === null || c.votesSent || this.durableSeq < c.seq) return;
+    if (this.role !== 'Candidate' || c === null || c.votesSent || !this.saves.isDurable(c.seq)) return;
     c.votesSent = true;
-    if (voteOutcome(this.membership, c.granted, c.rejected) === 'won') {
+    if (c.outcome(this.membership) === 'won') {
       this.becomeLeader();
       return;
     }
@@ -276,7 +239,7 @@ export class RaftCore {
     if (grant) {
       if (this.votedFor !== req.candidateId) {
         this.votedFor = req.candidateId;
-        this.markHardStateDirty();
+        this.saves.markDirty();
       }
       this.electionDeadlineMs = this.randomDeadline();
     }
@@ -291,7 +254,7 @@ export class RaftCore {
     if (newTerm > this.currentTerm) {
       this.currentTerm = newTerm;
       this.votedFor = null;
-      this.markHardStateDirty();
+      this.saves.markDirty();
     }
     this.campaign = null;
     this.currentLeader = leaderId;
@@ -314,8 +277,8 @@ export class RaftCore {
     this.campaign = null;
     this.electionDeadlineMs = null;
     const targets = replicationTargets(this.membership, this.id);
-    this.leadership = { matchIndex: new Map(), targets };
-    this.emit({ type: 'startReplication', term: this.currentTerm, targets, nextIndex: (this.log.lastIndex + 1) as LogIndex, commitIndex: this.commitIndex });
+    this.leadership = new ProgressTracker(this.id, targets);
+    this.emit({ type: 'startReplication', term: this.currentTerm, targets, nextIndex: (this.log.lastIndex + 1) as LogIndex, commitIndex: this.log.commitIndex });
     const index = (this.log.lastIndex + 1) as LogIndex;
     // Seed 000: at index 0 the first entry records the config we were elected under; otherwise a
     // blank entry of our term lets earlier entries commit (paper 5.4.2, 8).
@@ -356,45 +319,34 @@ export class RaftCore {
       this.reply(reqId, this.appendResponse(false, 0 as LogIndex, plan.conflict));
       return;
     }
-    if (plan.newEntries.length > 0) this.writeFollowerEntries(plan.truncateFrom, plan.newEntries);
-    const commit = Math.min(req.leaderCommit, plan.lastNewIndex);
-    if (commit > this.commitIndex) this.setCommitIndex(commit as LogIndex);
+    if (plan.newEntries.length > 0) {
+      if (plan.truncateFrom !== null) {
+        // Held successes that named the entries being replaced must not go out as successes.
+        this.replies.revokeSuccessesFrom(plan.truncateFrom, this.appendResponse(false, 0 as LogIndex), this.saves.awaited);
+      }
+      this.appendLocal(plan.newEntries, plan.truncateFrom);
+    }
+    this.commitTo(Math.min(req.leaderCommit, plan.lastNewIndex) as LogIndex);
     // Seed 002 rule 3: success only once every entry the request names is durable.
     this.reply(reqId, this.appendResponse(true, plan.lastNewIndex), plan.lastNewIndex);
-  }
-
-  private writeFollowerEntries(truncateFrom: LogIndex | null, entries: readonly Entry[]): void {
-    let membershipChanged = false;
-    if (truncateFrom !== null) {
-      if (truncateFrom <= this.commitIndex) throw new InvariantViolation(`leader ${this.currentLeader} would truncate committed index ${truncateFrom} (commitIndex ${this.commitIndex})`);
-      this.log.truncateFrom(truncateFrom);
-      membershipChanged = this.configs.truncateFrom(truncateFrom);
-      this.replies.revokeSuccessesFrom(truncateFrom, this.appendResponse(false, 0 as LogIndex), this.lastSeq);
-    }
-    this.appendLocal(entries, truncateFrom);
-    if (this.configs.append(entries) || membershipChanged) this.onMembershipChanged();
   }
 
   private appendAsLeader(entries: readonly Entry[]): void {
     this.appendLocal(entries, null);
     this.emit({ type: 'replicate', entries });
-    if (this.configs.append(entries)) this.onMembershipChanged();
   }
 
   private appendLocal(entries: readonly Entry[], truncateFrom: LogIndex | null): void {
-    this.log.append(entries);
-    this.durability.issued(this.log.lastIndex, truncateFrom);
+    const membershipChanged = this.log.write(entries, truncateFrom);
     this.emit({ type: 'appendLog', entries, truncateFrom });
-    this.log.evict(this.lastApplied);
+    if (membershipChanged) this.onMembershipChanged();
   }
 
   private onReplicated(peer: NodeId, leaderTerm: Term, matchIndex: LogIndex): void {
     const lead = this.leadership;
     if (lead === null || leaderTerm !== this.currentTerm || peer === this.id) return;
     if (matchIndex > this.log.lastIndex) throw new InvariantViolation(`peer ${peer} matches ${matchIndex}, beyond our last index ${this.log.lastIndex}`);
-    if (matchIndex <= (lead.matchIndex.get(peer) ?? 0)) return;
-    lead.matchIndex.set(peer, matchIndex);
-    this.maybeCommitAsLeader();
+    if (lead.recordMatch(peer, matchIndex)) this.maybeCommitAsLeader();
   }
 
   /**
@@ -402,95 +354,65 @@ export class RaftCore {
    * term is ours. The leader counts itself only through what is durable on its own disk (seed 002).
    */
   private maybeCommitAsLeader(): void {
-    const lead = this.leadership;
-    if (lead === null) return;
-    const n = quorumMatch(this.membership, (id) => (id === this.id ? this.durability.durableIndex : (lead.matchIndex.get(id) ?? 0)));
-    if (n > this.commitIndex && this.log.termAt(n) === this.currentTerm) this.setCommitIndex(n);
+    if (this.leadership === null) return;
+    const n = this.leadership.quorumIndex(this.membership, this.log.durableIndex);
+    if (this.log.termAt(n) === this.currentTerm) this.commitTo(n);
   }
 
-  private setCommitIndex(n: LogIndex): void {
-    this.commitIndex = n;
+  private commitTo(n: LogIndex): void {
+    if (!this.log.commitTo(n)) return;
     this.emit({ type: 'commit', commitIndex: n });
     this.maybeApply();
   }
 
-  /**
-   * Hands committed entries to the state machine in order, each once. Only durable ones: after a
-   * restart storage must hold every entry the state machine has applied.
-   */
+  /** Hands committed, durable entries to the state machine in order, each once. */
   private maybeApply(): void {
-    const limit = Math.min(this.commitIndex, this.durability.durableIndex);
-    while (this.handedToApply < limit) {
-      const to = Math.min(limit, this.handedToApply + this.config.maxApplyBatchEntries);
-      const batch = this.log.entries((this.handedToApply + 1) as LogIndex, (to + 1) as LogIndex);
-      if (batch === null) throw new InvariantViolation(`entries ${this.handedToApply + 1}..${to} to apply are not cached`);
-      this.emit({ type: 'apply', entries: batch });
-      this.handedToApply = to as LogIndex;
-    }
+    for (const entries of this.log.takeApplyBatches(this.config.maxApplyBatchEntries)) this.emit({ type: 'apply', entries });
   }
 
   // ---- storage and state machine completions ----
 
   private onLogPersisted(index: LogIndex): void {
-    if (!this.durability.acked(index)) return;
+    if (!this.log.persisted(index)) return;
     this.releaseReplies();
     this.maybeCommitAsLeader();
     this.maybeApply();
   }
 
   private onHardStatePersisted(seq: number): void {
-    if (seq > this.lastSeq || seq === this.unsavedSeq) throw new InvariantViolation(`hardStatePersisted(${seq}) for a hard state never issued`);
-    if (seq <= this.durableSeq) return;
-    this.durableSeq = seq;
+    if (!this.saves.acked(seq)) return;
     this.releaseReplies();
     this.maybeSendVotes();
   }
 
   private onApplied(index: LogIndex): void {
-    if (index > this.handedToApply) throw new InvariantViolation(`applied(${index}) beyond what was handed to apply (${this.handedToApply})`);
-    if (index <= this.lastApplied) return;
-    this.lastApplied = index;
-    this.log.evict(index);
+    this.log.applied(index);
   }
 
   // ---- plumbing ----
 
   private get membership(): Membership {
-    return this.configs.current;
+    return this.log.membership;
   }
 
   private randomDeadline(): number {
-    const { electionTimeoutMinMs: min, electionTimeoutMaxMs: max } = this.config;
-    const r = this.random.nextFloat();
-    if (!(r >= 0 && r < 1)) throw new InvariantViolation(`RandomSource.nextFloat returned ${r}, outside [0, 1)`);
-    return this.nowMs + min + Math.floor(r * (max - min));
+    return electionDeadline(this.nowMs, this.config, this.random);
   }
 
-  /** The hard state changed this step: allocate the seq its save will carry (one save per step). */
-  private markHardStateDirty(): number {
-    if (this.unsavedSeq === null) this.unsavedSeq = ++this.lastSeq;
-    return this.unsavedSeq;
-  }
-
+  /** Emits the one save of this step's hard-state changes, if there were any. */
   private flushHardState(): void {
-    if (this.unsavedSeq === null) return;
-    this.emit({ type: 'saveHardState', hardState: { currentTerm: this.currentTerm, votedFor: this.votedFor }, seq: this.unsavedSeq });
-    this.unsavedSeq = null;
+    const seq = this.saves.takeUnsaved();
+    if (seq !== null) this.emit({ type: 'saveHardState', hardState: { currentTerm: this.currentTerm, votedFor: this.votedFor }, seq });
   }
 
   /** Sends now, or holds the reply until the hard state as of now (and `needIndex`) is durable. */
   private reply(reqId: number, resp: RpcResponse, needIndex: LogIndex = 0 as LogIndex): void {
-    const needSeq = this.lastSeq > this.durableSeq ? this.lastSeq : 0;
-    if (needSeq === 0 && needIndex <= this.durability.durableIndex && this.replies.size === 0) {
-      this.emit({ type: 'reply', reqId, resp });
-      return;
-    }
-    this.replies.hold(reqId, resp, needSeq, needIndex);
-    this.releaseReplies();
+    const ready = this.replies.offer(reqId, resp, this.saves.awaited, needIndex, this.saves.durable, this.log.durableIndex);
+    for (const r of ready) this.emit({ type: 'reply', reqId: r.reqId, resp: r.resp });
   }
 
   private releaseReplies(): void {
-    for (const r of this.replies.release(this.durableSeq, this.durability.durableIndex)) this.emit({ type: 'reply', reqId: r.reqId, resp: r.resp });
+    for (const r of this.replies.release(this.saves.durable, this.log.durableIndex)) this.emit({ type: 'reply', reqId: r.reqId, resp: r.resp });
   }
 
   private voteResponse(voteGranted: boolean, isCandidateUnknown: boolean): VoteResponse {

@@ -2,7 +2,7 @@
  * Membership as the log defines it (paper 6): a config takes effect as soon as its entry is in a
  * node's log, committed or not, so a truncation that removes a config entry brings back the one before.
  */
-import { InvariantViolation } from './errors';
+import { InoperableConfigError, InvariantViolation } from './errors';
 import type { Entry, LogIndex, Membership, NodeId } from './types';
 
 /**
@@ -12,6 +12,21 @@ import type { Entry, LogIndex, Membership, NodeId } from './types';
  */
 export function pristineMembership(self: NodeId): Membership {
   return { members: [self], nonVoters: [], membersAfterConsensus: null };
+}
+
+/**
+ * The membership InitWithConfig forms a cluster with (seed 004: "called with all discovered nodes,
+ * including the calling node's ID"). Throws InoperableConfigError when empty, repeating a node, or
+ * missing `self`.
+ * @example initialMembership(nodeId(1), [nodeId(1), nodeId(2), nodeId(3)])
+ */
+export function initialMembership(self: NodeId, members: readonly NodeId[]): Membership {
+  const membership: Membership = { members: [...members], nonVoters: [], membersAfterConsensus: null };
+  if (members.length === 0) throw new InoperableConfigError(membership, 'no members');
+  const dup = members.find((m, k) => members.indexOf(m) !== k);
+  if (dup !== undefined) throw new InoperableConfigError(membership, `node ${dup} is listed twice`);
+  if (!members.includes(self)) throw new InoperableConfigError(membership, `this node (${self}) is not among the members`);
+  return membership;
 }
 
 /** Every node whose vote counts: the old and, while joint, the new voters, without repeats. */

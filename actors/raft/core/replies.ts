@@ -29,12 +29,18 @@ export interface ReadyReply {
 export class ReplyGate {
   private held: HeldReply[] = [];
 
-  get size(): number {
-    return this.held.length;
-  }
-
   hold(reqId: number, resp: RpcResponse, needSeq: number, needIndex: number): void {
     this.held.push({ reqId, resp, needSeq, needIndex });
+  }
+
+  /**
+   * A reply was made: returns the replies that may go now, in order (this one included if its
+   * conditions already hold and nothing older is waiting ahead of it).
+   */
+  offer(reqId: number, resp: RpcResponse, needSeq: number, needIndex: number, durableSeq: number, durableIndex: number): ReadyReply[] {
+    if (this.held.length === 0 && needSeq <= durableSeq && needIndex <= durableIndex) return [{ reqId, resp }];
+    this.hold(reqId, resp, needSeq, needIndex);
+    return this.release(durableSeq, durableIndex);
   }
 
   /** Removes and returns, in the order they were held, the replies whose conditions are now met. */
