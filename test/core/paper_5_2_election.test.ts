@@ -172,12 +172,32 @@ describe('paper 5.2: leader election', () => {
     ]);
   });
 
+  // Granting a vote counts as hearing from a viable candidate: the voter gives it time to win instead
+  // of starting a rival election (the same term, so no term change resets the timer on its own).
   it('granting a vote restarts the election timer', () => {
-    const core = follower(1, [1]);
+    const core = follower(1, [1], { term: 2 });
     const before = core.nextDeadlineMs()!;
-    core.step({ type: 'tick', nowMs: before - 10 });
+    core.step({ type: 'tick', nowMs: before - 1 });
     stepDurably(core, { type: 'vote', reqId: 1, req: voteReq(2, 2, 1, 1) });
-    expect(core.nextDeadlineMs()).to.be.at.least(before - 10 + TEST_CONFIG.electionTimeoutMinMs);
+    expect(core.status().votedFor).to.equal(2);
+    expect(core.nextDeadlineMs()).to.be.at.least(before - 1 + TEST_CONFIG.electionTimeoutMinMs);
+    core.step({ type: 'tick', nowMs: before });
+    expect(core.status().role).to.equal('Follower');
+  });
+
+  // "A server remains in follower state as long as it receives valid RPCs from a leader or candidate.
+  // Leaders send periodic heartbeats (AppendEntries RPCs that carry no log entries) to all followers in
+  // order to maintain their authority."
+  it('a follower that keeps hearing heartbeats from its leader never starts an election', () => {
+    const core = follower(1, [1]);
+    for (let now = 0, reqId = 1; now <= 5000; now += TEST_CONFIG.heartbeatIntervalMs, reqId++) {
+      core.step({ type: 'tick', nowMs: now });
+      stepDurably(core, { type: 'appendEntries', reqId, req: appendReq(2, 1, 1, 1, []) });
+    }
+    expect(core.status()).to.include({ role: 'Follower', currentTerm: 1, currentLeader: 2 });
+    // Silence: now the timeout elapses.
+    core.step({ type: 'tick', nowMs: 5000 + TEST_CONFIG.electionTimeoutMaxMs });
+    expect(core.status().role).to.equal('Candidate');
   });
 
   // "If the leader's term (included in its RPC) is at least as large as the candidate's current term,
