@@ -134,6 +134,9 @@ export class RaftActor implements Actor<RaftMsg> {
   }
 
   receive(msg: RaftMsg): unknown {
+    // The core learns the time only from ticks: bring it up to date before every input, or a
+    // deadline it sets now (a vote granted, a heartbeat heard) would count from a stale clock.
+    if (msg.type !== 'getMetrics' && msg.type !== 'tick') this.core.step({ type: 'tick', nowMs: this.ctx.clock.now() });
     switch (msg.type) {
       case 'rpc': return this.onRpc(msg.bytes);
       case 'clientWrite': return this.onClientWrite(msg.payload, msg.responseMode);
@@ -154,7 +157,8 @@ export class RaftActor implements Actor<RaftMsg> {
       case 'higherTerm': this.core.step({ type: 'higherTerm', term: msg.term }); break;
       case 'streamStart':
         this.readyStreams.add(msg.peer);
-        return this.leadParams ? { ...this.leadParams, nextIndex: (this.core.status().lastLogIndex + 1) as LogIndex, commitIndex: this.core.status().commitIndex } : null;
+        // A stream that starts late missed earlier pushes: it learns the last index and reads the gap from storage.
+        return this.leadParams ? { ...this.leadParams, lastLogIndex: this.core.status().lastLogIndex, commitIndex: this.core.status().commitIndex } : null;
       case 'applied':
         this.core.step({ type: 'applied', index: msg.index });
         this.settleApplied(msg);
@@ -279,7 +283,7 @@ export class RaftActor implements Actor<RaftMsg> {
         return;
       }
       case 'startReplication':
-        this.leadParams = { term: cmd.term, nextIndex: cmd.nextIndex, commitIndex: cmd.commitIndex };
+        this.leadParams = { term: cmd.term, nextIndex: cmd.nextIndex, commitIndex: cmd.commitIndex, lastLogIndex: (cmd.nextIndex - 1) as LogIndex };
         this.setTargets(cmd.targets);
         for (const t of this.readyStreams) this.streamRef(t).tell({ type: 'lead', params: this.leadParams });
         return;

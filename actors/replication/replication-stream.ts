@@ -25,6 +25,8 @@ export interface LeadParams {
   /** First index to send: the leader's last index + 1 at election. */
   readonly nextIndex: LogIndex;
   readonly commitIndex: LogIndex;
+  /** The leader's last index now: entries above nextIndex - 1 that were never pushed are read from storage. */
+  readonly lastLogIndex: LogIndex;
 }
 
 export type StreamMsg =
@@ -121,7 +123,7 @@ export class ReplicationStream implements Actor<StreamMsg> {
     this.term = p.term;
     this.commitIndex = p.commitIndex;
     this.nextIndex = p.nextIndex;
-    this.leaderLast = (p.nextIndex - 1) as LogIndex;
+    this.leaderLast = p.lastLogIndex;
     this.matchIndex = 0 as LogIndex;
     this.matchTerm = 0 as Term;
     this.buffer = [];

@@ -36,12 +36,12 @@ function positiveInt(name: string, v: string): number {
 }
 
 /** Writes keys [from, to) from `clients` concurrent clients, following the leader as it moves. */
-async function writeKeys(cluster: LocalCluster, from: number, to: number, label: string): Promise<{ ms: number; redirects: number; retries: number }> {
+async function writeKeys(cluster: LocalCluster, from: number, to: number, label: string, among: readonly number[]): Promise<{ ms: number; redirects: number; retries: number }> {
   let next = from;
   let done = 0;
   let redirects = 0;
   let retries = 0;
-  let leader: NodeId = await cluster.waitForLeader();
+  let leader: NodeId = await cluster.waitForLeader({ among });
   const started = Date.now();
   const progress = setInterval(() => say(`  ${label}: ${done}/${to - from} written (${Math.round(done / ((Date.now() - started) / 1000))} writes/s), leader n${leader}`), 500);
   const client = async () => {
@@ -56,7 +56,7 @@ async function writeKeys(cluster: LocalCluster, from: number, to: number, label:
         } catch (err) {
           // A put is idempotent, so a retry after an unknown outcome is safe here.
           if (err instanceof ForwardToLeaderError && err.leaderId !== null) { leader = err.leaderId; redirects++; }
-          else { retries++; leader = await cluster.waitForLeader(); }
+          else { retries++; leader = await cluster.waitForLeader({ among }); }
         }
       }
     }
@@ -77,7 +77,12 @@ async function main(): Promise<void> {
   const cluster = await LocalCluster.start({ size: 3, placement, stateMachine: { module: KV_MODULE, export: 'createKv', args: {} } });
   try {
     for (const n of cluster.all()) {
-      n.onMetrics((m) => { if (m.state === 'Leader') say(`  n${m.id} became leader in term ${m.currentTerm}`); });
+      let was = '';
+      n.onMetrics((m) => {
+        const now = `${m.state}/${m.currentTerm}`;
+        if (now !== was && m.state === 'Leader') say(`  n${m.id} became leader in term ${m.currentTerm}`);
+        was = now;
+      });
     }
     const firstLeader = await cluster.waitForLeader();
     const firstTerm = cluster.node(firstLeader).metrics()!.currentTerm;
@@ -85,7 +90,7 @@ async function main(): Promise<void> {
 
     const half = Math.ceil(totalKeys * 0.6);
     say(`writing ${half} keys from ${clients} concurrent clients`);
-    const phase1 = await writeKeys(cluster, 0, half, 'phase 1');
+    const phase1 = await writeKeys(cluster, 0, half, 'phase 1', cluster.ids);
 
     say(`isolating the leader n${firstLeader}`);
     cluster.isolate(firstLeader);
@@ -97,7 +102,7 @@ async function main(): Promise<void> {
     say(`new leader: n${secondLeader}, term ${secondTerm} (elected ${electionMs} ms after the isolation)`);
 
     say(`writing ${totalKeys - half} more keys while n${firstLeader} is cut off`);
-    const phase2 = await writeKeys(cluster, half, totalKeys, 'phase 2');
+    const phase2 = await writeKeys(cluster, half, totalKeys, 'phase 2', others);
 
     say(`healing the network: n${firstLeader} rejoins`);
     cluster.restore(firstLeader);
