@@ -185,9 +185,13 @@ describe('paper 5.3: log replication', () => {
   });
 
   // "A leader never overwrites or deletes entries in its own log (the Leader Append-Only Property)."
-  it('a leader told of another leader in its own term stops instead of touching its log', () => {
+  it('a leader told of another leader in its own term refuses it without touching its log', () => {
     const core = follower(1, [1]);
     electLeader(core);
-    expect(() => core.step({ type: 'appendEntries', reqId: 1, req: appendReq(3, 2, 1, 1, [normalEntry(2, 2)]) })).to.throw(InvariantViolation);
+    const before = core.status();
+    const cmds = stepDurably(core, { type: 'appendEntries', reqId: 1, req: appendReq(3, 2, 1, 1, [normalEntry(2, 2)]) });
+    expect(respOf(cmds).map((r) => r.success)).to.deep.equal([false]);
+    expect(ofType(cmds, 'appendLog')).to.deep.equal([]);
+    expect(core.status()).to.deep.equal(before);
   });
 });

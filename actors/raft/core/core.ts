@@ -172,7 +172,11 @@ export class RaftCore {
 
   private stepLeader(msg: Exclude<Message, { type: 'vote' }>): void {
     if (msg.type === 'appendEntries') {
-      throw new InvariantViolation(`node ${msg.req.leaderId} claims leadership of term ${msg.req.term}, which this node leads`);
+      // Two leaders in one term cannot happen among correct nodes; a message claiming it is bad
+      // input (a confused or hostile peer), so it is refused without touching our state rather
+      // than taking this node down with it.
+      this.reply(msg.reqId, this.appendResponse(false, 0 as LogIndex));
+      return;
     }
     // A late vote response: the election is already won.
   }
