@@ -9,6 +9,7 @@
  * await cluster.node(leader).clientWrite(encodeKv({ op: 'put', key: 'k', value: 'v' }));
  * await cluster.shutdown();
  */
+import type { Logger } from 'pino';
 import { ActorSystem } from '../runtime/system';
 import { LocalNetwork } from '../network/local-network';
 import { nodeId, type NodeId } from './raft/core/types';
@@ -26,6 +27,8 @@ export interface LocalClusterOptions {
   readonly seed?: number;
   /** Form the cluster with InitWithConfig on every node (default true). */
   readonly init?: boolean;
+  /** The actor system's logger (default: pino at RAFT_LOG_LEVEL, silent under tests). */
+  readonly logger?: Logger;
 }
 
 /** Most nodes a LocalCluster starts: a bound so a typo cannot spawn thousands of threads. */
@@ -41,7 +44,7 @@ export class LocalCluster {
     if (!Number.isInteger(opts.size) || opts.size < 1 || opts.size > MAX_CLUSTER_SIZE) {
       throw new RangeError(`size must be an integer in 1..${MAX_CLUSTER_SIZE}, got ${String(opts.size)}`);
     }
-    const system = ActorSystem.create({ seed: opts.seed ?? 1 });
+    const system = ActorSystem.create({ seed: opts.seed ?? 1, logger: opts.logger });
     const ids = Array.from({ length: opts.size }, (_, i) => nodeId(i + 1));
     const cluster = new LocalCluster(system, ids);
     try {

@@ -5,6 +5,7 @@
  * is handed to storage and to every stream in the same turn, and the actor takes the next batch
  * at once; commit, apply and the client's answer happen off that path.
  */
+import type { Logger } from 'pino';
 import type { Actor, ActorContext, ActorRef, TimerId } from '../../runtime/actor';
 import { DeferredReply, replyError } from '../../runtime/actor';
 import { decodeEntries, decodeRequest, decodeResponse, encodeEntries, encodeRequest, encodeResponse } from './codec';
@@ -94,6 +95,8 @@ export class RaftActor implements Actor<RaftMsg> {
   private tickAtMs: number | null = null;
   private metricsTimer: TimerId | null = null;
   private lastMetrics: RaftMetrics | null = null;
+  /** Carries node id and current term on every line; rebuilt when the term changes. */
+  private log!: Logger;
 
   constructor(private readonly args: RaftActorArgs) {}
 
@@ -116,6 +119,9 @@ export class RaftActor implements Actor<RaftMsg> {
       initial: { hardState: stored.hardState, entries: decodeEntries(stored.entries), lastApplied: (lastApplied ?? 0) as LogIndex },
       nowMs: ctx.clock.now(),
     });
+    const s = this.core.status();
+    this.log = ctx.logger.child({ node: this.args.id, term: s.currentTerm });
+    this.log.info({ role: s.role, lastLogIndex: s.lastLogIndex, lastApplied: s.lastApplied }, 'raft node started');
     this.afterStep();
     const publish = () => { this.metricsTimer = ctx.clock.setTimeout(publish, this.args.config.metricsIntervalMs); (ctx.self as ActorRef<RaftMsg>).tell({ type: 'publishMetrics' }); };
     this.metricsTimer = ctx.clock.setTimeout(publish, this.args.config.metricsIntervalMs);
@@ -177,7 +183,7 @@ export class RaftActor implements Actor<RaftMsg> {
   private onRpc(bytes: Uint8Array): unknown {
     let req;
     try { req = decodeRequest(bytes); } catch (err) {
-      this.ctx.logger.warn({ err: (err as Error).message }, 'refused a malformed RPC');
+      this.log.warn({ err: (err as Error).message }, 'refused a malformed RPC');
       return replyError(err as Error);
     }
     if (req.type === 'installSnapshot') return replyError(new NotAllowedError('InstallSnapshot is not supported by this version'));
@@ -273,7 +279,7 @@ export class RaftActor implements Actor<RaftMsg> {
         const timeoutMs = this.args.config.electionTimeoutMinMs;
         this.network.ask<Uint8Array>({ type: 'send', target: cmd.to, rpc: encodeRequest(cmd.req), timeoutMs }, timeoutMs + 50).then(
           (bytes) => self.tell({ type: 'voteResponse', from: cmd.to, bytes }),
-          (err: Error) => this.ctx.logger.debug({ to: cmd.to, err: err.message }, 'vote request not answered'),
+          (err: Error) => this.log.debug({ to: cmd.to, err: err.message }, 'vote request not answered'),
         );
         return;
       }
@@ -370,7 +376,12 @@ export class RaftActor implements Actor<RaftMsg> {
 
   private publishMetrics(force: boolean): void {
     const m = this.metricsNow();
-    if (!force && !isSignificantChange(this.lastMetrics, m)) return;
+    const significant = isSignificantChange(this.lastMetrics, m);
+    if (!force && !significant) return;
+    if (significant) {
+      if (this.lastMetrics === null || this.lastMetrics.currentTerm !== m.currentTerm) this.log = this.ctx.logger.child({ node: this.args.id, term: m.currentTerm });
+      this.log.info({ role: m.state, leader: m.currentLeader, lastLogIndex: m.lastLogIndex, commitIndex: m.commitIndex }, 'raft state changed');
+    }
     this.lastMetrics = m;
     this.metricsRef.tell({ type: 'update', metrics: m });
   }

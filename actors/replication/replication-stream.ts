@@ -12,6 +12,7 @@
  * The stream is idle until the Raft actor tells it to lead, and goes idle again when told, or when
  * a response carries a higher term.
  */
+import type { Logger } from 'pino';
 import type { Actor, ActorContext, ActorRef, TimerId } from '../../runtime/actor';
 import { decodeEntries, decodeResponse, encodeRequest } from '../raft/codec';
 import type { RaftConfig } from '../raft/core/config';
@@ -78,6 +79,8 @@ export class ReplicationStream implements Actor<StreamMsg> {
   private lastSentMs = -Infinity;
   private heartbeatTimer: TimerId | null = null;
   private ctx!: ActorContext;
+  /** Node, target and the term being led, on every line. */
+  private log!: Logger;
   private raft!: ActorRef<StreamReport>;
   private network!: ActorRef<NetworkMsg>;
   private storage!: ActorRef<StorageMsg>;
@@ -91,6 +94,7 @@ export class ReplicationStream implements Actor<StreamMsg> {
 
   async started(ctx: ActorContext): Promise<void> {
     this.ctx = ctx;
+    this.log = ctx.logger.child({ node: this.args.self, target: this.args.target, term: null });
     this.raft = ctx.ref(this.args.raftActorId);
     this.network = ctx.ref(this.args.networkActorId);
     this.storage = ctx.ref(this.args.storageActorId);
@@ -121,6 +125,7 @@ export class ReplicationStream implements Actor<StreamMsg> {
 
   private lead(p: LeadParams): void {
     this.term = p.term;
+    this.log = this.ctx.logger.child({ node: this.args.self, target: this.args.target, term: p.term });
     this.commitIndex = p.commitIndex;
     this.nextIndex = p.nextIndex;
     this.leaderLast = p.lastLogIndex;
@@ -265,7 +270,7 @@ export class ReplicationStream implements Actor<StreamMsg> {
     if (bytes === null) {
       if (sent.heartbeat) return;
       // Lost or unreachable: resend from the last known match, after a pause so a partition does not spin.
-      this.ctx.logger.debug({ target: this.args.target, error }, 'append failed; will retry');
+      this.log.debug({ error }, 'append failed; will retry');
       this.rewind(this.matchIndex + 1);
       this.pausedUntilMs = this.ctx.clock.now() + this.args.config.heartbeatIntervalMs;
       return;

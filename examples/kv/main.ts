@@ -10,6 +10,7 @@
  */
 import { parseArgs } from 'node:util';
 import { LocalCluster } from '../../actors/local-cluster';
+import { createLogger } from '../../runtime/logging';
 import { ForwardToLeaderError } from '../../actors/raft/core/errors';
 import type { NodeId } from '../../actors/raft/core/types';
 import { encodeKv, KV_MODULE, type KvQuery } from './kv-state-machine';
@@ -74,7 +75,9 @@ async function writeKeys(cluster: LocalCluster, from: number, to: number, label:
 async function main(): Promise<void> {
   const t0 = Date.now();
   say(`starting 3 nodes (${placement} placement) and forming the cluster with InitWithConfig on every node`);
-  const cluster = await LocalCluster.start({ size: 3, placement, stateMachine: { module: KV_MODULE, export: 'createKv', args: {} } });
+  // Raft's own log lines (pino, JSON on stderr) stay below the narration unless RAFT_LOG_LEVEL asks for them.
+  const logger = createLogger({ name: 'kv-demo', level: process.env.RAFT_LOG_LEVEL ? undefined : 'warn' });
+  const cluster = await LocalCluster.start({ size: 3, placement, logger, stateMachine: { module: KV_MODULE, export: 'createKv', args: {} } });
   try {
     for (const n of cluster.all()) {
       let was = '';
