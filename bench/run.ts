@@ -15,6 +15,7 @@ import { ForwardToLeaderError } from '../actors/raft/core/errors';
 import type { NodeId } from '../actors/raft/core/types';
 import type { NodePlacement } from '../actors/node';
 import { COUNT_MODULE } from './count-state-machine';
+import { createLogger } from '../runtime/logging';
 
 const { values: argv } = parseArgs({
   options: {
@@ -41,6 +42,9 @@ const placements = argv.placement!.split(',').map((p) => {
   return p as NodePlacement;
 });
 
+// Raft's info lines would interleave with the progress lines; RAFT_LOG_LEVEL brings them back.
+const logger = createLogger({ name: 'bench', level: process.env.RAFT_LOG_LEVEL ? undefined : 'warn' });
+
 interface RunResult { opsPerSec: number; p50Ms: number; p99Ms: number; ops: number; errors: number }
 
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
@@ -48,7 +52,7 @@ const pct = (sorted: Float64Array, p: number): number => sorted.length === 0 ? N
 const round = (x: number, d = 3): number => Number(x.toFixed(d));
 
 async function once(placement: NodePlacement, clients: number): Promise<RunResult> {
-  const cluster = await LocalCluster.start({ size: 3, placement, stateMachine: { module: COUNT_MODULE, export: 'createCount', args: {} } });
+  const cluster = await LocalCluster.start({ size: 3, placement, logger, stateMachine: { module: COUNT_MODULE, export: 'createCount', args: {} } });
   try {
     let leader: NodeId = await cluster.waitForLeader();
     const payload = new Uint8Array(payloadBytes).fill(7);

@@ -1,0 +1,26 @@
+/**
+ * actor-raft: Raft consensus for Node.js as message-passing actors.
+ *
+ * @example
+ * import { LocalCluster, jsonCodec } from 'actor-raft';
+ * const cluster = await LocalCluster.start({ size: 3, stateMachine: { module: MY_SM_MODULE, export: 'create', args: {} } });
+ * const leader = await cluster.waitForLeader();
+ * await cluster.node(leader).clientWrite(jsonCodec<MyCommand>().encode({ op: 'incr' }));
+ */
+export { RaftNode, type RaftNodeOptions, type ClientWriteOptions, type NodePlacement, type WaitOptions } from './actors/node';
+export { LocalCluster, MAX_CLUSTER_SIZE, type LocalClusterOptions } from './actors/local-cluster';
+export type { ClientWriteResponse, ResponseMode } from './actors/raft/raft-actor';
+export type { StateMachine, StateMachineSpec } from './actors/apply/state-machine';
+export type { RaftMetrics } from './actors/metrics/metrics';
+export { buildConfig, DEFAULT_CONFIG, type RaftConfig } from './actors/raft/core/config';
+export * from './actors/raft/core/errors';
+export * from './actors/raft/core/types';
+export { RaftCore } from './actors/raft/core/core';
+export type { Input, Command, CoreStatus, InitialState, ProposeResult, RandomSource } from './actors/raft/core/io';
+export { encodeEntries, decodeEntries, encodeRequest, decodeRequest, encodeResponse, decodeResponse } from './actors/raft/codec';
+export { type StorageMsg, type StoredState, StorageContractError } from './storage/storage';
+export { MemoryStorageActor, MemoryStore, createMemoryStorage, MEMORY_STORAGE_MODULE } from './storage/memory-storage';
+export { type NetworkMsg, type InboundRpc, UnreachableError, raftActorId } from './network/network';
+export { LocalNetwork, MAX_LOCAL_NODES } from './network/local-network';
+export { ActorSystem, Supervisor, jsonCodec, createLogger, VirtualClock, RealClock, SeededRandom, LOCAL, onArbiter } from './runtime';
+export type { Actor, ActorContext, ActorRef, ActorSpec, Placement } from './runtime';
