@@ -62,6 +62,8 @@ const STREAM_RESTART = { kind: 'restart', backoffMs: { initial: 10, max: 1000 },
 /** Starts and stops the replication streams the Raft actor asks for, through the node's supervisor. */
 class NodeController implements Actor<ControllerMsg> {
   private readonly running = new Set<number>();
+  private logger!: ActorContext['logger'];
+  started(ctx: ActorContext): void { this.logger = ctx.logger; }
   constructor(private readonly sup: Supervisor, private readonly streamSpec: (target: number) => ActorSpec,
     private readonly placement: Placement, private readonly prefix: string) {}
 
@@ -72,8 +74,13 @@ class NodeController implements Actor<ControllerMsg> {
     }
     for (const t of msg.targets) {
       if (this.running.has(t) || this.sup.state !== 'running') continue;
-      this.running.add(t);
-      await this.sup.spawn(`${this.prefix}${t}`, this.streamSpec(t), this.placement, STREAM_RESTART);
+      try {
+        await this.sup.spawn(`${this.prefix}${t}`, this.streamSpec(t), this.placement, STREAM_RESTART);
+        this.running.add(t);
+      } catch (err) {
+        // A stream that cannot start must not fail the node: the next election or config change asks again.
+        this.logger.warn({ target: t, err: (err as Error).message }, 'replication stream did not start');
+      }
     }
   }
 }

@@ -10,12 +10,19 @@ import { ActorCrashedError, ActorExistsError, ActorGoneError } from './errors';
 import { childLogger, type Logger } from './logging';
 import type { ActorSystem, StartArbiterOptions } from './system';
 
-/** Restart the actor under the same id after `min(max, initial * 2^n)` ms; fail the node after `maxRestarts`. */
+/**
+ * Restart the actor under the same id after `min(max, initial * 2^n)` ms; fail the node after
+ * `maxRestarts` crashes in a row. A crash after `healthyResetMs` (default 60 s) of running since the
+ * last restart starts the count again: rare crashes over a long life must not add up to a failure.
+ */
 export interface RestartPolicy {
   readonly kind: 'restart';
   readonly backoffMs: { readonly initial: number; readonly max: number };
   readonly maxRestarts: number;
+  readonly healthyResetMs?: number;
 }
+
+export const DEFAULT_HEALTHY_RESET_MS = 60_000;
 
 /** A crash of this actor fails the node: every actor of the supervisor stops. */
 export interface FailNodePolicy {
@@ -48,6 +55,8 @@ interface Child {
   readonly policy: SupervisionPolicy;
   restarts: number;
   timer: TimerId | undefined;
+  /** When the actor last (re)started, on the supervisor's clock. */
+  startedAtMs: number;
 }
 
 function validatePolicy(policy: SupervisionPolicy): void {
@@ -56,6 +65,7 @@ function validatePolicy(policy: SupervisionPolicy): void {
   const { initial, max } = policy.backoffMs;
   if (!(initial >= 0) || !(max >= initial)) throw new RangeError(`backoffMs needs 0 <= initial <= max, got ${initial}..${max}`);
   if (!Number.isInteger(policy.maxRestarts) || policy.maxRestarts < 0) throw new RangeError(`maxRestarts must be an integer >= 0, got ${policy.maxRestarts}`);
+  if (policy.healthyResetMs !== undefined && !(policy.healthyResetMs >= 0)) throw new RangeError(`healthyResetMs must be >= 0, got ${policy.healthyResetMs}`);
 }
 
 /**
@@ -123,7 +133,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     validatePolicy(policy);
     if (this.children.has(id)) throw new ActorExistsError(id);
     // Watched before it exists: a crash right after its start must find its policy.
-    this.children.set(id, { id, spec, placement, policy, restarts: 0, timer: undefined });
+    this.children.set(id, { id, spec, placement, policy, restarts: 0, timer: undefined, startedAtMs: this.clock.now() });
     try {
       return await this.system.spawn<M>(id, spec, placement);
     } catch (e) {
@@ -155,6 +165,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (this.system.isShutDown) return void this.stop(); // nothing may restart in a system going away
     const policy = child.policy;
     if (policy.kind === 'fail-node') return this.fail(error);
+    if (this.clock.now() - child.startedAtMs >= (policy.healthyResetMs ?? DEFAULT_HEALTHY_RESET_MS)) child.restarts = 0;
     if (child.restarts >= policy.maxRestarts) {
       return this.fail(new ActorCrashedError(id, `gave up after ${child.restarts} restarts: ${error.message}`, { cause: error }));
     }
@@ -181,6 +192,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       await this.system.stop(child.id); // the node stopped while this restart was in flight
       return;
     }
+    child.startedAtMs = this.clock.now();
     this.emit('restarted', child.id, child.restarts);
   }
 

@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import type { Actor, ActorContext, ActorRef, TimerId } from '../../runtime/actor';
 import { DeferredReply, replyError } from '../../runtime/actor';
-import { decodeEntries, decodeRequest, decodeResponse, encodeEntries, encodeRequest, encodeResponse } from './codec';
+import { decodeEntries, decodeRequest, decodeResponse, encodeEntries, encodeRequest, encodeResponse, MAX_PAYLOAD_BYTES } from './codec';
 import { RaftCore } from './core/core';
 import type { RaftConfig } from './core/config';
 import { ForwardToLeaderError, MalformedMessageError, NodeStoppedError, NotAllowedError, ProposalDroppedError } from './core/errors';
@@ -83,6 +83,8 @@ export class RaftActor implements Actor<RaftMsg> {
   private readonly streams = new Map<number, ActorRef<StreamMsg>>();
   /** Streams that have announced themselves (asked streamStart) and so can be told things. */
   private readonly readyStreams = new Set<number>();
+  /** The peers the core wants replicated to (while leading). */
+  private targets = new Set<number>();
   private leadParams: LeadParams | null = null;
   private readonly pendingRpcs = new Map<number, DeferredReply<Uint8Array>>();
   private nextReqId = 1;
@@ -140,42 +142,58 @@ export class RaftActor implements Actor<RaftMsg> {
   }
 
   receive(msg: RaftMsg): unknown {
+    if (msg === null || typeof msg !== 'object') return replyError(new MalformedMessageError(`expected a message object, got ${String(msg)}`));
+    if (msg.type === 'getMetrics') return this.metricsNow();
     // The core learns the time only from ticks: bring it up to date before every input, or a
     // deadline it sets now (a vote granted, a heartbeat heard) would count from a stale clock.
-    if (msg.type !== 'getMetrics' && msg.type !== 'tick') this.core.step({ type: 'tick', nowMs: this.ctx.clock.now() });
+    if (msg.type === 'tick') { this.tickTimer = null; this.tickAtMs = null; }
+    this.core.step({ type: 'tick', nowMs: this.ctx.clock.now() });
+    const answer = this.handle(msg);
+    // Every path may have stepped the core (the tick above can start an election): run its commands now.
+    this.afterStep();
+    return answer;
+  }
+
+  private handle(msg: RaftMsg): unknown {
     switch (msg.type) {
       case 'rpc': return this.onRpc(msg.bytes);
       case 'clientWrite': return this.onClientWrite(msg.payload, msg.responseMode);
-      case 'flushWrites': this.flushWrites(); break;
+      case 'flushWrites': return this.flushWrites();
       case 'initWithConfig': return this.onInit(msg.members);
-      case 'getMetrics': return this.metricsNow();
-      case 'tick': this.tickTimer = null; this.tickAtMs = null; this.core.step({ type: 'tick', nowMs: this.ctx.clock.now() }); break;
-      case 'publishMetrics': this.publishMetrics(true); return undefined;
-      case 'logPersisted': this.core.step({ type: 'logPersisted', index: msg.index }); break;
-      case 'hardStatePersisted': this.core.step({ type: 'hardStatePersisted', seq: msg.seq }); break;
-      case 'voteResponse': {
-        const resp = decodeResponse(msg.bytes);
-        if (resp.type !== 'voteResponse') throw new MalformedMessageError(`expected a vote response, got ${resp.type}`);
-        this.core.step({ type: 'voteResponse', from: msg.from, resp });
-        break;
-      }
-      case 'replicated': this.core.step({ type: 'replicated', peer: msg.peer, leaderTerm: msg.leaderTerm, matchIndex: msg.matchIndex }); break;
-      case 'higherTerm': this.core.step({ type: 'higherTerm', term: msg.term }); break;
+      case 'getMetrics': case 'tick': return undefined;
+      case 'publishMetrics': return this.publishMetrics(true);
+      case 'logPersisted': return this.core.step({ type: 'logPersisted', index: msg.index });
+      case 'hardStatePersisted': return this.core.step({ type: 'hardStatePersisted', seq: msg.seq });
+      case 'voteResponse': return this.onVoteResponse(msg.from, msg.bytes);
+      case 'replicated': return this.core.step({ type: 'replicated', peer: msg.peer, leaderTerm: msg.leaderTerm, matchIndex: msg.matchIndex });
+      case 'higherTerm': return this.core.step({ type: 'higherTerm', term: msg.term });
       case 'streamStart':
+        // A stream of a peer that is no longer a target stays idle until the controller stops it.
+        if (this.leadParams === null || !this.targets.has(msg.peer)) return null;
         this.readyStreams.add(msg.peer);
         // A stream that starts late missed earlier pushes: it learns the last index and reads the gap from storage.
-        return this.leadParams ? { ...this.leadParams, lastLogIndex: this.core.status().lastLogIndex, commitIndex: this.core.status().commitIndex } : null;
+        return { ...this.leadParams, lastLogIndex: this.core.status().lastLogIndex, commitIndex: this.core.status().commitIndex };
       case 'applied':
         this.core.step({ type: 'applied', index: msg.index });
-        this.settleApplied(msg);
-        break;
+        return this.settleApplied(msg);
       default: {
         const never: never = msg;
         return replyError(new MalformedMessageError(`unknown message type ${JSON.stringify((never as { type?: unknown }).type)}`));
       }
     }
-    this.afterStep();
-    return undefined;
+  }
+
+  /** A vote answer that does not decode is dropped like a lost one: bad bytes must not take the node down. */
+  private onVoteResponse(from: NodeId, bytes: Uint8Array): void {
+    let resp;
+    try {
+      resp = decodeResponse(bytes);
+      if (resp.type !== 'voteResponse') throw new MalformedMessageError(`expected a vote response, got ${resp.type}`);
+    } catch (err) {
+      this.log.warn({ from, err: (err as Error).message }, 'dropped a malformed vote response');
+      return;
+    }
+    this.core.step({ type: 'voteResponse', from, resp });
   }
 
   // ---- inputs ----
@@ -192,12 +210,13 @@ export class RaftActor implements Actor<RaftMsg> {
     this.pendingRpcs.set(reqId, reply);
     if (req.type === 'appendEntries') this.core.step({ type: 'appendEntries', reqId, req });
     else this.core.step({ type: 'vote', reqId, req });
-    this.afterStep();
     return reply;
   }
 
   private onClientWrite(payload: Uint8Array, mode: ResponseMode): unknown {
     if (!(payload instanceof Uint8Array)) return replyError(new MalformedMessageError('clientWrite payload must be a Uint8Array'));
+    // Refused here, not by a storage or follower decoder later (which would stop the node, or every node in turn).
+    if (payload.byteLength > MAX_PAYLOAD_BYTES) return replyError(new MalformedMessageError(`clientWrite payload of ${payload.byteLength} bytes exceeds ${MAX_PAYLOAD_BYTES}`));
     if (mode !== 'committed' && mode !== 'applied') return replyError(new MalformedMessageError(`responseMode must be 'committed' or 'applied', got ${String(mode)}`));
     const reply = new DeferredReply<ClientWriteResponse>();
     this.queuedWrites.push({ payload, mode, reply });
@@ -246,7 +265,6 @@ export class RaftActor implements Actor<RaftMsg> {
     } catch (err) {
       return replyError(err as Error);
     }
-    this.afterStep();
     return undefined;
   }
 
@@ -269,6 +287,7 @@ export class RaftActor implements Actor<RaftMsg> {
       case 'appendLog': {
         const bytes = encodeEntries(cmd.entries);
         const last = (cmd.entries.length > 0 ? cmd.entries[cmd.entries.length - 1].index : (cmd.truncateFrom ?? 1) - 1) as LogIndex;
+        if (cmd.truncateFrom !== null) this.dropPendingFrom(cmd.truncateFrom);
         const msg: StorageMsg = this.core.status().role === 'Leader' && cmd.truncateFrom === null
           ? { type: 'appendEntries', entries: bytes }
           : { type: 'replicateEntries', truncateFrom: cmd.truncateFrom, entries: bytes };
@@ -325,8 +344,17 @@ export class RaftActor implements Actor<RaftMsg> {
 
   /** Asks the controller to run exactly these streams; streams for removed targets stop at once. */
   private setTargets(targets: readonly number[]): void {
-    for (const t of [...this.readyStreams]) if (!targets.includes(t)) { this.readyStreams.delete(t); this.streams.delete(t); }
+    this.targets = new Set(targets);
+    for (const t of [...this.readyStreams]) if (!this.targets.has(t)) { this.readyStreams.delete(t); this.streams.delete(t); }
     this.controller.tell({ type: 'ensureStreams', targets });
+  }
+
+  /** Our log is being cut at `from`: every write we proposed there is gone, never to be applied. */
+  private dropPendingFrom(from: LogIndex): void {
+    const cut = this.pending.findIndex((p) => p.index >= from);
+    if (cut < 0) return;
+    for (const p of this.pending.slice(cut)) p.reply.reject(new ProposalDroppedError(p.index));
+    this.pending.length = cut;
   }
 
   private settleCommitted(commitIndex: LogIndex): void {
@@ -343,14 +371,19 @@ export class RaftActor implements Actor<RaftMsg> {
 
   private settleApplied(msg: AppliedMsg): void {
     let i = 0;
-    const keep: PendingWrite[] = [];
     for (; i < this.pending.length && this.pending[i].index <= msg.index; i++) {
       const p = this.pending[i];
-      if (p.index < msg.firstIndex) { keep.push(p); continue; }
+      if (p.index < msg.firstIndex) {
+        // Applied in a batch whose report never arrived (e.g. a result that could not cross the thread).
+        this.log.warn({ index: p.index }, 'apply result lost; answering without it');
+        if (this.core.termAt(p.index) === p.term) p.reply.resolve({ index: p.index, term: p.term });
+        else p.reply.reject(new ProposalDroppedError(p.index));
+        continue;
+      }
       if (this.core.termAt(p.index) === p.term) p.reply.resolve({ index: p.index, term: p.term, result: msg.results[p.index - msg.firstIndex] });
       else p.reply.reject(new ProposalDroppedError(p.index));
     }
-    if (i > 0) this.pending = keep.concat(this.pending.slice(i));
+    if (i > 0) this.pending = this.pending.slice(i);
   }
 
   // ---- time and metrics ----

@@ -15,6 +15,7 @@
 import type { Logger } from 'pino';
 import type { Actor, ActorContext, ActorRef, TimerId } from '../../runtime/actor';
 import { decodeEntries, decodeResponse, encodeRequest } from '../raft/codec';
+import { MalformedMessageError } from '../raft/core/errors';
 import type { RaftConfig } from '../raft/core/config';
 import type { AppendEntriesRequest, Entry, LogIndex, NodeId, Term } from '../raft/core/types';
 import type { NetworkMsg } from '../../network/network';
@@ -56,7 +57,7 @@ export interface StreamArgs {
   readonly storageActorId: string;
 }
 
-interface InFlight { readonly lastIndex: LogIndex; readonly lastTerm: Term; readonly heartbeat: boolean }
+interface InFlight { readonly prevIndex: LogIndex; readonly lastIndex: LogIndex; readonly lastTerm: Term; readonly heartbeat: boolean }
 
 export class ReplicationStream implements Actor<StreamMsg> {
   private term: Term | null = null;
@@ -78,6 +79,7 @@ export class ReplicationStream implements Actor<StreamMsg> {
   private pausedUntilMs = 0;
   private lastSentMs = -Infinity;
   private heartbeatTimer: TimerId | null = null;
+  private heartbeatGeneration = 0;
   private ctx!: ActorContext;
   /** Node, target and the term being led, on every line. */
   private log!: Logger;
@@ -94,6 +96,9 @@ export class ReplicationStream implements Actor<StreamMsg> {
 
   async started(ctx: ActorContext): Promise<void> {
     this.ctx = ctx;
+    // Replies are addressed by actor id, so a restarted stream could receive its predecessor's:
+    // a random starting epoch keeps their tags from matching ours.
+    this.epoch = ctx.random.nextInt(0, 0x7fff_ffff);
     this.log = ctx.logger.child({ node: this.args.self, target: this.args.target, term: null });
     this.raft = ctx.ref(this.args.raftActorId);
     this.network = ctx.ref(this.args.networkActorId);
@@ -221,7 +226,8 @@ export class ReplicationStream implements Actor<StreamMsg> {
   private fetch(from: number): void {
     this.fetching = true;
     const span = this.args.config.maxPayloadEntries * this.args.config.maxInflightAppends;
-    const upTo = this.buffer.length > 0 ? this.bufferStart : this.leaderLast + 1;
+    // Read up to the buffer only when the gap is below it; past it, read toward the leader's last index.
+    const upTo = this.buffer.length > 0 && from < this.bufferStart ? this.bufferStart : this.leaderLast + 1;
     const toExclusive = Math.min(upTo, from + span) as LogIndex;
     const epoch = this.epoch;
     const self = this.ctx.self as ActorRef<StreamMsg>;
@@ -250,6 +256,7 @@ export class ReplicationStream implements Actor<StreamMsg> {
     const epoch = this.epoch;
     const last = req.entries.length > 0 ? req.entries[req.entries.length - 1] : null;
     this.inflight.set(seq, {
+      prevIndex: req.prevLogIndex,
       lastIndex: (last ? last.index : req.prevLogIndex) as LogIndex,
       lastTerm: (last ? last.term : req.prevLogTerm) as Term,
       heartbeat,
@@ -271,18 +278,31 @@ export class ReplicationStream implements Actor<StreamMsg> {
       if (sent.heartbeat) return;
       // Lost or unreachable: resend from the last known match, after a pause so a partition does not spin.
       this.log.debug({ error }, 'append failed; will retry');
-      this.rewind(this.matchIndex + 1);
+      this.rewind(Math.max(this.matchIndex, sent.prevIndex) + 1);
       this.pausedUntilMs = this.ctx.clock.now() + this.args.config.heartbeatIntervalMs;
       return;
     }
-    const resp = decodeResponse(bytes);
-    if (resp.type !== 'appendEntriesResponse') throw new TypeError(`expected an AppendEntries response, got ${resp.type}`);
+    let resp;
+    try {
+      resp = decodeResponse(bytes);
+      if (resp.type !== 'appendEntriesResponse') throw new MalformedMessageError(`expected an AppendEntries response, got ${resp.type}`);
+    } catch (err) {
+      // Bad bytes from a peer or a transport are a lost response, not a reason to crash.
+      this.log.warn({ err: (err as Error).message }, 'dropped a malformed AppendEntries response');
+      if (!sent.heartbeat) {
+        this.rewind(Math.max(this.matchIndex, sent.prevIndex) + 1);
+        this.pausedUntilMs = this.ctx.clock.now() + this.args.config.heartbeatIntervalMs;
+      }
+      return;
+    }
     if (resp.term > this.term) {
       this.raft.tell({ type: 'higherTerm', term: resp.term });
       this.idle();
       return;
     }
     if (resp.success) {
+      // A success names our term; anything else answers a request of another term (another instance of this stream).
+      if (resp.term !== this.term) return;
       if (resp.matchIndex > this.matchIndex && resp.matchIndex === sent.lastIndex) {
         this.matchIndex = resp.matchIndex;
         this.matchTerm = sent.lastTerm;
@@ -307,11 +327,18 @@ export class ReplicationStream implements Actor<StreamMsg> {
   private startHeartbeats(): void {
     if (this.heartbeatTimer !== null) return;
     const self = this.ctx.self as ActorRef<StreamMsg>;
-    const tick = () => { this.heartbeatTimer = this.ctx.clock.setTimeout(tick, this.args.config.heartbeatIntervalMs); self.tell({ type: 'heartbeat' }); };
+    const generation = ++this.heartbeatGeneration;
+    // A callback already queued when the timer was cleared must not re-arm it.
+    const tick = () => {
+      if (generation !== this.heartbeatGeneration) return;
+      this.heartbeatTimer = this.ctx.clock.setTimeout(tick, this.args.config.heartbeatIntervalMs);
+      self.tell({ type: 'heartbeat' });
+    };
     this.heartbeatTimer = this.ctx.clock.setTimeout(tick, this.args.config.heartbeatIntervalMs);
   }
 
   private stopHeartbeats(): void {
+    this.heartbeatGeneration++;
     if (this.heartbeatTimer !== null) this.ctx.clock.clearTimeout(this.heartbeatTimer);
     this.heartbeatTimer = null;
   }
