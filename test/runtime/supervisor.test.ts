@@ -64,6 +64,30 @@ describe('runtime/supervisor', () => {
     expect(clock.pendingTimers()).to.equal(0);
   });
 
+  it('forgives old crashes: after healthyResetMs of running, the restart count starts again', async () => {
+    const clock = new VirtualClock();
+    system = ActorSystem.create({ clock, seed: 1 });
+    const sup = new Supervisor(system, { name: 'n5' });
+    let failed = false;
+    sup.on('failed', () => { failed = true; });
+    const policy = { kind: 'restart', backoffMs: { initial: 10, max: 10 }, maxRestarts: 1, healthyResetMs: 1000 } as const;
+    const ref = await sup.spawn<string>('n5/s', flaky('s', []), LOCAL, policy);
+    // Three crashes, each after a healthy second: with maxRestarts 1 the second would fail the node without the reset.
+    for (let i = 0; i < 3; i++) {
+      clock.advance(1000);
+      await ref.ask('boom').catch(() => undefined);
+      await waitFor(() => clock.nextTimerAt() !== undefined, 'the restart timer');
+      clock.advance(10);
+      await waitFor(() => system.has('n5/s'), 'the restart');
+    }
+    expect(failed).to.equal(false);
+    expect(sup.restartCount('n5/s')).to.equal(1);
+    // Two crashes in quick succession still give up.
+    const gaveUp = nextFailure(sup);
+    await ref.ask('boom').catch(() => undefined);
+    expect(await gaveUp).to.be.instanceOf(ActorCrashedError);
+  });
+
   it('fails the node on a fail-node crash: every actor stops, newest first, then "failed" is emitted', async () => {
     system = ActorSystem.create({ seed: 1 });
     const sup = new Supervisor(system, { name: 'n2' });
