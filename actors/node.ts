@@ -145,8 +145,8 @@ export class RaftNode {
    * Rejects with NotAllowedError unless the node is a pristine NonVoter, InoperableConfigError for a bad set.
    */
   async initWithConfig(members: readonly number[]): Promise<void> {
-    if (!Array.isArray(members) || members.length === 0) throw new MalformedMessageError('members must be a non-empty array of node ids');
-    members.forEach((m) => nodeId(m));
+    if (!Array.isArray(members)) throw new MalformedMessageError('members must be an array of node ids');
+    for (const m of members) if (!Number.isSafeInteger(m) || m < 1) throw new MalformedMessageError(`bad node id ${String(m)}`);
     await this.raft.ask({ type: 'initWithConfig', members: [...members] });
   }
 
@@ -157,7 +157,8 @@ export class RaftNode {
    */
   async clientWrite(payload: Uint8Array, opts: ClientWriteOptions = {}): Promise<ClientWriteResponse> {
     if (!(payload instanceof Uint8Array)) throw new MalformedMessageError('payload must be a Uint8Array');
-    const responseMode = opts.responseMode ?? 'committed';
+    // Only an absent mode defaults; anything else given is validated by the Raft actor.
+    const responseMode = opts.responseMode === undefined ? 'committed' : opts.responseMode;
     return this.raft.ask<ClientWriteResponse>({ type: 'clientWrite', payload, responseMode }, opts.timeoutMs ?? 30_000);
   }
 
