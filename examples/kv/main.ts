@@ -5,7 +5,7 @@
  * heals the network, and checks that every replica holds the same data.
  *
  *   npm start                 # narrated run
- *   npm start -- --json       # progress on stderr, a JSON summary on stdout
+ *   npm start --silent -- --json   # progress on stderr, only a JSON summary on stdout
  *   npm start -- --keys 5000 --clients 64 --placement local
  */
 import { parseArgs } from 'node:util';
