@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { decodeEntries, decodeRequest, decodeResponse, encodeEntries, encodeRequest, encodeResponse } from '../../actors/raft/codec';
 import { MalformedMessageError } from '../../actors/raft/core/errors';
 import type { Entry, RaftRequest, RaftResponse } from '../../actors/raft/core/types';
-import { ix, tm, normal, blank, config, JOINT, mulberry32, bytesOf, appendEntriesReq, voteReq, snapshotReq } from './fixtures';
+import { ix, tm, normal, blank, config, JOINT, seededFloats, bytesOf, appendEntriesReq, voteReq, snapshotReq } from './fixtures';
 const isSafe = (v: unknown, min: number): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v >= min;
 
 /** Structural validity of decoded entries: what the rest of the system relies on. */
@@ -106,7 +106,7 @@ describe('codec: seeded fuzz (random byte flips of valid encodings)', () => {
   } });
 
   it('every flip either decodes to a valid message or throws MalformedMessageError (2000 cases, seed 0xC0DEC)', () => {
-    const rand = mulberry32(0xc0dec);
+    const rand = seededFloats(0xc0dec);
     let refused = 0;
     let accepted = 0;
     for (let i = 0; i < 2000; i++) {
@@ -135,7 +135,7 @@ describe('codec: seeded fuzz (random byte flips of valid encodings)', () => {
   });
 
   it('random garbage of every short length is refused or decoded, never anything else', () => {
-    const rand = mulberry32(42);
+    const rand = seededFloats(42);
     for (let i = 0; i < 2000; i++) {
       const b = bytesOf(rand, Math.floor(rand() * 64));
       // Half the time make the first bytes plausible so the decoders get past the first check: a

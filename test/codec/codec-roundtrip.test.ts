@@ -2,7 +2,7 @@
 import { expect } from 'chai';
 import { decodeEntries, decodeRequest, decodeResponse, encodeEntries, encodeRequest, encodeResponse } from '../../actors/raft/codec';
 import type { AppendEntriesRequest, Entry, InstallSnapshotRequest, Membership, RaftRequest, RaftResponse } from '../../actors/raft/core/types';
-import { MAX, ix, tm, id, ids, normal, blank, config, JOINT, UNIFORM, mulberry32, bytesOf, refuses, appendEntriesReq, voteReq, snapshotReq } from './fixtures';
+import { MAX, ix, tm, id, ids, normal, blank, config, JOINT, UNIFORM, seededFloats, bytesOf, refuses, appendEntriesReq, voteReq, snapshotReq } from './fixtures';
 describe('codec: entries', () => {
   it('round-trips an empty batch as just a 4-byte count', () => {
     const bytes = encodeEntries([]);
@@ -19,7 +19,7 @@ describe('codec: entries', () => {
   });
 
   it('round-trips a 1 MiB payload byte for byte', () => {
-    const payload = bytesOf(mulberry32(1), 1 << 20);
+    const payload = bytesOf(seededFloats(1), 1 << 20);
     const out = decodeEntries(encodeEntries([normal(1, 1, payload), normal(2, 1, [0xff])]));
     expect(out).to.have.length(2);
     const got = (out[0] as { payload: Uint8Array }).payload;
@@ -43,7 +43,7 @@ describe('codec: entries', () => {
   });
 
   it('round-trips a long mixed batch in order', () => {
-    const rand = mulberry32(7);
+    const rand = seededFloats(7);
     const entries: Entry[] = [];
     let t = 1;
     for (let i = 1; i <= 500; i++) {

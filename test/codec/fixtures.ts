@@ -2,6 +2,7 @@
 import { expect } from 'chai';
 import { MalformedMessageError } from '../../actors/raft/core/errors';
 import type { AppendEntriesRequest, Entry, InstallSnapshotRequest, LogIndex, Membership, NodeId, Term, VoteRequest } from '../../actors/raft/core/types';
+import { SeededRandom } from '../../runtime/random';
 export const MAX = Number.MAX_SAFE_INTEGER; // 2^53 - 1
 
 export const ix = (n: number): LogIndex => n as LogIndex;
@@ -17,16 +18,10 @@ export const config = (index: number, term: number, membership: Membership): Ent
 export const JOINT: Membership = { members: ids(1, 2, 3), nonVoters: ids(7), membersAfterConsensus: ids(2, 3, 4, 5) };
 export const UNIFORM: Membership = { members: ids(1), nonVoters: [], membersAfterConsensus: null };
 
-/** Seeded PRNG (mulberry32): the fuzz below replays identically on every run. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+/** Seeded floats in [0, 1): the same on every run (the runtime's SeededRandom). */
+export function seededFloats(seed: number): () => number {
+  const random = new SeededRandom(seed);
+  return () => random.nextFloat();
 }
 
 export function bytesOf(rand: () => number, n: number): Uint8Array {

@@ -10,6 +10,7 @@ import type { Entry } from '../../actors/raft/core/types';
 import { decodeEntries } from '../../actors/raft/codec';
 import { KV_MODULE } from '../../examples/kv/kv-state-machine';
 import type { StorageMsg } from '../../storage/storage';
+import { SeededRandom } from '../../runtime/random';
 
 export const PLACEMENTS = ['local', 'worker'] as const;
 export type Placement = (typeof PLACEMENTS)[number];
@@ -88,14 +89,8 @@ export async function rejectsWith<E extends Error>(p: Promise<unknown>, cls: abs
   throw new Error(`${what} resolved with ${JSON.stringify(value)} instead of rejecting with ${cls.name}`);
 }
 
-/** mulberry32: a tiny seeded generator, so "random" inputs are the same on every run. */
+/** Seeded floats in [0, 1): the same on every run (the runtime's SeededRandom). */
 export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const random = new SeededRandom(seed);
+  return () => random.nextFloat();
 }
