@@ -144,6 +144,9 @@ export class RaftActor implements Actor<RaftMsg> {
   receive(msg: RaftMsg): unknown {
     if (msg === null || typeof msg !== 'object') return replyError(new MalformedMessageError(`expected a message object, got ${String(msg)}`));
     if (msg.type === 'getMetrics') return this.metricsNow();
+    // A write only joins the queue; the flushWrites message behind it steps the core once for the
+    // whole batch, so there is no per-write tick or command drain on the hot path.
+    if (msg.type === 'clientWrite') return this.onClientWrite(msg.payload, msg.responseMode);
     // The core learns the time only from ticks: bring it up to date before every input, or a
     // deadline it sets now (a vote granted, a heartbeat heard) would count from a stale clock.
     if (msg.type === 'tick') { this.tickTimer = null; this.tickAtMs = null; }
@@ -157,10 +160,9 @@ export class RaftActor implements Actor<RaftMsg> {
   private handle(msg: RaftMsg): unknown {
     switch (msg.type) {
       case 'rpc': return this.onRpc(msg.bytes);
-      case 'clientWrite': return this.onClientWrite(msg.payload, msg.responseMode);
+      case 'clientWrite': case 'getMetrics': case 'tick': return undefined; // handled in receive
       case 'flushWrites': return this.flushWrites();
       case 'initWithConfig': return this.onInit(msg.members);
-      case 'getMetrics': case 'tick': return undefined;
       case 'publishMetrics': return this.publishMetrics(true);
       case 'logPersisted': return this.core.step({ type: 'logPersisted', index: msg.index });
       case 'hardStatePersisted': return this.core.step({ type: 'hardStatePersisted', seq: msg.seq });
