@@ -17,6 +17,7 @@ import type { ActorSystem } from '../runtime/system';
 import { Supervisor } from '../runtime/supervisor';
 import { AskTimeoutError } from '../runtime/errors';
 import { buildConfig, type RaftConfig } from './raft/core/config';
+import { MAX_PAYLOAD_BYTES } from './raft/codec';
 import { MalformedMessageError } from './raft/core/errors';
 import { nodeId, type NodeId } from './raft/core/types';
 import { APPLY_ACTOR_MODULE, ApplyActor, type ApplyArgs, type ApplyMsg } from './apply/apply-actor';
@@ -157,6 +158,8 @@ export class RaftNode {
    */
   async clientWrite(payload: Uint8Array, opts: ClientWriteOptions = {}): Promise<ClientWriteResponse> {
     if (!(payload instanceof Uint8Array)) throw new MalformedMessageError('payload must be a Uint8Array');
+    // Refused before it is cloned to the Raft actor's thread: copying tens of MB only to refuse them stalls both threads.
+    if (payload.byteLength > MAX_PAYLOAD_BYTES) throw new MalformedMessageError(`payload of ${payload.byteLength} bytes exceeds ${MAX_PAYLOAD_BYTES}`);
     // Only an absent mode defaults; anything else given is validated by the Raft actor.
     const responseMode = opts.responseMode === undefined ? 'committed' : opts.responseMode;
     return this.raft.ask<ClientWriteResponse>({ type: 'clientWrite', payload, responseMode }, opts.timeoutMs ?? 30_000);

@@ -68,9 +68,16 @@ for (const placement of ['local', 'worker'] as const) {
     it('a payload over the codec limit is refused at the leader and nobody fails', async () => {
       cluster = await LocalCluster.start({ size: 3, seed: 11, placement, stateMachine: KV });
       const leader = await cluster.waitForLeader();
-      const err = await cluster.node(leader).clientWrite(new Uint8Array(MAX_PAYLOAD_BYTES + 1)).then(() => null, (e: Error) => e);
+      const big = new Uint8Array(MAX_PAYLOAD_BYTES + 1);
+      const err = await cluster.node(leader).clientWrite(big).then(() => null, (e: Error) => e);
       expect(err).to.be.instanceOf(MalformedMessageError);
-      const { index } = await cluster.node(leader).clientWrite(encodeKv({ op: 'put', key: 'k', value: 'v' }));
+      if (placement === 'local') {
+        // The Raft actor refuses it too, for callers that reach it without the handle (no copy on one thread).
+        const direct = await cluster.system.ref(`n${leader}/raft`).ask({ type: 'clientWrite', payload: big, responseMode: 'committed' }).then(() => null, (e: Error) => e);
+        expect(direct).to.be.instanceOf(MalformedMessageError);
+      }
+      const now = await cluster.waitForLeader();
+      const { index } = await cluster.node(now).clientWrite(encodeKv({ op: 'put', key: 'k', value: 'v' }));
       await cluster.waitForApplied(index);
       for (const n of cluster.all()) expect(n.state).to.equal('running');
     });
