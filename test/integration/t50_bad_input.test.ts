@@ -28,7 +28,9 @@ for (const placement of PLACEMENTS) {
 
     describe('on a running cluster', () => {
       let cluster: LocalCluster;
-      before(async () => { cluster = await startKvCluster({ size: 3, placement }); });
+      // These tests assert that role, term and leader do not change: wide election timeouts keep a
+      // scheduling stall on a loaded 2-core CI machine from causing an election the input did not.
+      before(async () => { cluster = await startKvCluster({ size: 3, placement, config: { electionTimeoutMinMs: 1000, electionTimeoutMaxMs: 2000, heartbeatIntervalMs: 100 } }); });
       after(async () => { await cluster?.shutdown(); });
 
       /** Every node's role, term and leader: what a bad input must not change. */
