@@ -208,4 +208,3 @@ export class RaftNode {
   get actorSystem(): ActorSystem { return this.system; }
 }
 
-export type { ActorContext };

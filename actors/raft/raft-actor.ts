@@ -368,7 +368,7 @@ export class RaftActor implements Actor<RaftMsg> {
       if (this.core.termAt(p.index) === p.term) p.reply.resolve({ index: p.index, term: p.term });
       else p.reply.reject(new ProposalDroppedError(p.index));
     }
-    if (keep.length > 0 || i > 0) this.pending = keep.concat(this.pending.slice(i));
+    if (i > 0) this.pending = keep.concat(this.pending.slice(i));
   }
 
   private settleApplied(msg: AppliedMsg): void {
