@@ -73,6 +73,9 @@ export class ManualDispatcher implements Dispatcher {
   /** Tasks run since creation. */
   steps = 0;
 
+  /** @param beforeRun sees each task just before it runs (the simulator traces the actor's id). */
+  constructor(private readonly beforeRun?: (task: Runnable) => void) {}
+
   schedule(task: Runnable): void {
     if (!this.closed) this.queue.push(task);
   }
@@ -87,6 +90,7 @@ export class ManualDispatcher implements Dispatcher {
     const task = this.queue.shift();
     if (task === undefined) return false;
     this.steps++;
+    this.beforeRun?.(task);
     task.run();
     return true;
   }

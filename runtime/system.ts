@@ -4,7 +4,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { MessageChannel } from 'node:worker_threads';
-import { type ActorRef, type ActorSpec, type Clock, LOCAL, type Placement } from './actor';
+import { type Actor, type ActorRef, type ActorSpec, type Clock, LOCAL, type Placement } from './actor';
 import { Arbiter } from './arbiter';
 import type { ControlResult } from './arbiter-host';
 import { RealClock } from './clock';
@@ -136,6 +136,15 @@ export class ActorSystem {
 
   has(id: string): boolean {
     return this.directory.has(id);
+  }
+
+  /**
+   * The object of an actor running on the calling (main) thread, for synchronous inspection by a
+   * simulator or a test. Undefined for actors on arbiters, unknown ids and actors not yet started.
+   * Never send it messages this way: use `ref` so the one-message-at-a-time rule holds.
+   */
+  localActor<A = Actor<unknown>>(id: string): A | undefined {
+    return this.runtime.localActor(id) as A | undefined;
   }
 
   /** Ids of live actors, in spawn order. */

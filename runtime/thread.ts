@@ -3,7 +3,7 @@
  * mailboxes, its route table (actor id -> thread), its links to the other threads, and the asks
  * it is waiting on.
  */
-import type { ActorRef, ActorSpec, Clock, TimerId } from './actor';
+import type { Actor, ActorRef, ActorSpec, Clock, TimerId } from './actor';
 import type { Dispatcher } from './dispatcher';
 import { ASK, type Envelope, REPLY_ERR, REPLY_OK, TELL } from './envelope';
 import { ActorExistsError, ActorGoneError, AskTimeoutError, reviveError, type SerializedError, serializeError } from './errors';
@@ -101,6 +101,12 @@ export class ThreadRuntime implements MailboxHost, TransportHost {
 
   hasLocal(id: string): boolean {
     return this.mailboxes.has(id);
+  }
+
+  /** The running actor object of a local actor (undefined while starting, after it ended, or when absent). */
+  localActor(id: string): Actor<unknown> | undefined {
+    const mailbox = this.mailboxes.get(id);
+    return mailbox === undefined || mailbox.ended ? undefined : mailbox.actor;
   }
 
   tell(to: string, msg: unknown): void {

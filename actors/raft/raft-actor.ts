@@ -13,7 +13,7 @@ import { RaftCore } from './core/core';
 import type { RaftConfig } from './core/config';
 import { ForwardToLeaderError, MalformedMessageError, NodeStoppedError, NotAllowedError, ProposalDroppedError } from './core/errors';
 import '../errors-registry';
-import type { Command } from './core/io';
+import type { Command, CoreStatus } from './core/io';
 import type { LogIndex, NodeId, Term } from './core/types';
 import type { AppliedMsg, ApplyMsg } from '../apply/apply-actor';
 import { isSignificantChange, type MetricsMsg, type RaftMetrics } from '../metrics/metrics';
@@ -72,6 +72,12 @@ interface PendingWrite {
   readonly reply: DeferredReply<ClientWriteResponse>;
 }
 
+/** What `RaftActor.inspect` shows: the core's status and the term of any index in its log. */
+export interface RaftInspection {
+  readonly status: CoreStatus;
+  termAt(index: LogIndex): Term | null;
+}
+
 export class RaftActor implements Actor<RaftMsg> {
   private core!: RaftCore;
   private ctx!: ActorContext;
@@ -127,6 +133,16 @@ export class RaftActor implements Actor<RaftMsg> {
     this.afterStep();
     const publish = () => { this.metricsTimer = ctx.clock.setTimeout(publish, this.args.config.metricsIntervalMs); (ctx.self as ActorRef<RaftMsg>).tell({ type: 'publishMetrics' }); };
     this.metricsTimer = ctx.clock.setTimeout(publish, this.args.config.metricsIntervalMs);
+  }
+
+  /**
+   * A synchronous look at the protocol state, for a simulator on the same thread (see
+   * ActorSystem.localActor). Null until `started` has loaded the node's state. Read-only.
+   */
+  inspect(): RaftInspection | null {
+    if (this.core === undefined) return null;
+    const core = this.core;
+    return { status: core.status(), termAt: (index: LogIndex) => core.termAt(index) };
   }
 
   stopped(): void {

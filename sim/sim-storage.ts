@@ -1,0 +1,190 @@
+/**
+ * SimStorage: the RaftStorage contract over a SimDisk, the storage every simulated node uses unless
+ * the user plugs in their own. Each change is one checksummed record (storage/record-log.ts)
+ * written to the disk's page cache; answers wait for a sync, so "answered" means "durable", and
+ * every request that arrives before the sync completes shares it (group commit, DESIGN.md 4).
+ *
+ * A restarted node recovers by replaying the file: a torn tail is cut off, damage in the middle
+ * refuses to start (CorruptLogError). A storage actor whose node crashed writes nothing more: the
+ * disk's generation moved on.
+ */
+import type { Actor, ActorContext } from '../runtime/actor';
+import { DeferredReply } from '../runtime/actor';
+import { decodeEntries, encodeEntries } from '../actors/raft/codec';
+import type { Entry, HardState, LogIndex, Term } from '../actors/raft/core/types';
+import { MemoryStore } from '../storage/memory-storage';
+import { encodeRecord, type LogRecord, replayRecords } from '../storage/record-log';
+import { StorageContractError, type StorageMsg, type StoredState } from '../storage/storage';
+import type { SimDisk } from './disk';
+
+/** Called by a SimStorage as its log changes (page cache order), for the log-matching check. */
+export interface LogWriteListener {
+  (truncateFrom: LogIndex | null, entries: readonly Entry[]): void;
+}
+
+/**
+ * What is durable on one node's disk, record by record: the simulator's view for the
+ * "committed means durable on a quorum" invariant. Rebuilt from the file after a crash.
+ */
+export class DurableView {
+  hardState: HardState = { currentTerm: 0 as Term, votedFor: null };
+  private terms: Term[] = [];
+
+  get lastIndex(): number { return this.terms.length; }
+  termAt(index: number): Term | null { return index >= 1 && index <= this.terms.length ? this.terms[index - 1] : null; }
+
+  apply(rec: LogRecord, entries?: readonly Entry[]): void {
+    switch (rec.type) {
+      case 'hardState': this.hardState = rec.hardState; return;
+      case 'truncate': if (rec.from - 1 < this.terms.length) this.terms.length = Math.max(0, rec.from - 1); return;
+      case 'append': for (const e of entries ?? decodeEntries(rec.entries)) this.terms[e.index - 1] = e.term; return;
+    }
+  }
+
+  rebuild(records: readonly LogRecord[]): void {
+    this.hardState = { currentTerm: 0 as Term, votedFor: null };
+    this.terms = [];
+    for (const r of records) this.apply(r);
+  }
+}
+
+/** One node's disk and the simulator's view of what on it is durable. Outlives the node's actors. */
+export class NodeDisk {
+  readonly view = new DurableView();
+  /** Records written but not yet synced, in order, with their decoded entries. */
+  unsynced: { rec: LogRecord; entries?: readonly Entry[] }[] = [];
+  /** Bytes a recovery cut off as a torn tail, over the disk's life. */
+  tornBytesRecovered = 0;
+  constructor(readonly disk: SimDisk) {}
+
+  /** After a crash: what survived is what the file now holds (torn records included if whole). */
+  afterCrash(): void {
+    this.unsynced = [];
+    this.view.rebuild(replayRecords(this.disk.durableBytes(), this.disk.file).records);
+  }
+}
+
+export interface SimStorageArgs {
+  readonly nodeDisk: NodeDisk;
+  readonly onLogWrite?: LogWriteListener;
+}
+
+export class SimStorageActor implements Actor<StorageMsg> {
+  private readonly store = new MemoryStore();
+  private readonly generation: number;
+  private waiting: DeferredReply<unknown>[] = [];
+  private waitingValues: unknown[] = [];
+  private syncTimer = false;
+  private ctx!: ActorContext;
+
+  constructor(private readonly args: SimStorageArgs) {
+    this.generation = args.nodeDisk.disk.generation;
+  }
+
+  /** Recovery: replay the file; cut a torn tail; refuse (throw) on damage before the tail. */
+  started(ctx: ActorContext): void {
+    this.ctx = ctx;
+    const { disk } = this.args.nodeDisk;
+    const bytes = disk.durableBytes();
+    const replay = replayRecords(bytes, disk.file);
+    if (replay.tornBytes > 0) {
+      disk.rewrite(bytes.slice(0, replay.validBytes));
+      this.args.nodeDisk.tornBytesRecovered += replay.tornBytes;
+      ctx.logger.warn({ file: disk.file, tornBytes: replay.tornBytes }, 'recovery cut a torn tail');
+    }
+    for (const rec of replay.records) {
+      switch (rec.type) {
+        case 'hardState': this.store.hardState = rec.hardState; break;
+        case 'truncate': this.store.truncate(rec.from); break;
+        case 'append': this.store.append(decodeEntries(rec.entries)); break;
+      }
+    }
+    this.args.nodeDisk.view.rebuild(replay.records);
+    this.args.onLogWrite?.(1 as LogIndex, this.store.log);
+  }
+
+  receive(msg: StorageMsg): unknown {
+    switch (msg.type) {
+      case 'getInitialState':
+        return { hardState: this.store.hardState, entries: encodeEntries(this.store.log) } satisfies StoredState;
+      case 'getEntries':
+        return encodeEntries(this.store.slice(index(msg.from, 'from'), index(msg.toExclusive, 'toExclusive')));
+      case 'saveHardState': {
+        const hs: HardState = { currentTerm: msg.hardState.currentTerm, votedFor: msg.hardState.votedFor };
+        this.store.hardState = hs;
+        return this.write([{ rec: { type: 'hardState', hardState: hs } }], undefined);
+      }
+      case 'appendEntries': {
+        const entries = decodeEntries(msg.entries);
+        const last = this.store.append(entries);
+        this.args.onLogWrite?.(null, entries);
+        return this.write([{ rec: { type: 'append', entries: msg.entries }, entries }], last);
+      }
+      case 'replicateEntries': {
+        // Validate everything before changing anything: a refused write leaves the log as it was.
+        const entries = decodeEntries(msg.entries);
+        const from = msg.truncateFrom === null ? null : index(msg.truncateFrom, 'truncateFrom');
+        if (from !== null && from < 1) throw new StorageContractError(`truncate from ${from}: indexes start at 1`);
+        const end = from === null ? this.store.lastIndex() : Math.min(from - 1, this.store.lastIndex());
+        if (entries.length > 0 && entries[0].index !== end + 1) throw new StorageContractError(`replicate at index ${entries[0].index} leaves a gap after index ${end}`);
+        const recs: { rec: LogRecord; entries?: readonly Entry[] }[] = [];
+        if (from !== null && from <= this.store.lastIndex()) {
+          this.store.truncate(from);
+          recs.push({ rec: { type: 'truncate', from } });
+        }
+        const last = this.store.append(entries);
+        if (entries.length > 0) recs.push({ rec: { type: 'append', entries: msg.entries }, entries });
+        this.args.onLogWrite?.(from, entries);
+        return this.write(recs, last);
+      }
+      case 'truncate': {
+        const from = index(msg.from, 'from');
+        if (from < 1) throw new StorageContractError(`truncate from ${from}: indexes start at 1`);
+        const recs = from <= this.store.lastIndex() ? [{ rec: { type: 'truncate', from } as LogRecord }] : [];
+        this.store.truncate(from);
+        if (recs.length > 0) this.args.onLogWrite?.(from, []);
+        return this.write(recs, undefined);
+      }
+      default: {
+        const never: never = msg;
+        throw new StorageContractError(`unknown storage message ${JSON.stringify((never as { type?: unknown }).type)}`);
+      }
+    }
+  }
+
+  /** Writes the records to the page cache and answers `value` once a sync covers them. */
+  private write(recs: { rec: LogRecord; entries?: readonly Entry[] }[], value: unknown): DeferredReply<unknown> {
+    const reply = new DeferredReply<unknown>();
+    const nd = this.args.nodeDisk;
+    if (nd.disk.generation !== this.generation) return reply; // our process is dead: nothing reaches the disk, nobody hears back
+    for (const r of recs) {
+      nd.disk.write(encodeRecord(r.rec));
+      nd.unsynced.push(r);
+    }
+    this.waiting.push(reply);
+    this.waitingValues.push(value);
+    if (!this.syncTimer) {
+      this.syncTimer = true;
+      this.ctx.clock.setTimeout(() => this.sync(), nd.disk.syncLatencyMs());
+    }
+    return reply;
+  }
+
+  private sync(): void {
+    this.syncTimer = false;
+    const nd = this.args.nodeDisk;
+    if (nd.disk.generation !== this.generation) return;
+    nd.disk.sync();
+    for (const u of nd.unsynced) nd.view.apply(u.rec, u.entries);
+    nd.unsynced = [];
+    const [replies, values] = [this.waiting, this.waitingValues];
+    this.waiting = [];
+    this.waitingValues = [];
+    for (let i = 0; i < replies.length; i++) replies[i].resolve(values[i]);
+  }
+}
+
+function index(v: unknown, what: string): LogIndex {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new StorageContractError(`${what} must be a non-negative integer, got ${String(v)}`);
+  return v as LogIndex;
+}

@@ -1,0 +1,418 @@
+/**
+ * Simulation: a whole Raft cluster in one thread, under a virtual clock and one seeded random
+ * source, with the real actors (Raft, ReplicationStreams, Apply, Metrics, storage, network) on
+ * `local` placement. Nothing runs unless the simulation steps it, so one seed gives one history,
+ * byte for byte, and a failing seed replays exactly.
+ *
+ * One step is one actor handling one message, or the clock jumping to the next timer. After every
+ * step the InvariantChecker looks at every running node.
+ *
+ * @example
+ * const sim = await Simulation.create({ seed: 7, nodes: 5 });
+ * await sim.runUntil(() => sim.leader() !== null, { timeoutMs: 5_000 });
+ * sim.network.faults = UNRELIABLE_NETWORK;
+ * await sim.crash(sim.leader()!);
+ * await sim.runFor(2_000);
+ * console.log(sim.traceHash());
+ * await sim.shutdown();
+ */
+import { createHash, type Hash } from 'node:crypto';
+import type { ActorSpec, Runnable } from '../runtime/index';
+import { VirtualClock } from '../runtime/clock';
+import { ManualDispatcher } from '../runtime/dispatcher';
+import { createLogger, type Logger } from '../runtime/logging';
+import { SeededRandom } from '../runtime/random';
+import { ActorSystem } from '../runtime/system';
+import type { RaftConfig } from '../actors/raft/core/config';
+import { buildConfig } from '../actors/raft/core/config';
+import { nodeId, type Entry, type LogIndex, type NodeId } from '../actors/raft/core/types';
+import type { StateMachine } from '../actors/apply/state-machine';
+import { RaftNode, type ClientWriteOptions } from '../actors/node';
+import type { ClientWriteResponse, RaftActor, RaftInspection } from '../actors/raft/raft-actor';
+import { raftActorId, type InboundRpc } from '../network/network';
+import { KvStateMachine } from '../examples/kv/kv-state-machine';
+import { DEFAULT_DISK, type DiskOptions, SimDisk } from './disk';
+import { InvariantChecker, InvariantViolationError } from './invariants';
+import { NodeDisk, SimStorageActor } from './sim-storage';
+import { RELIABLE_NETWORK, SimNetwork, type NetworkFaults, validateFaults } from './sim-network';
+
+/** The application under test: a state machine per node, and optionally how to hash its state. */
+export interface SimStateMachine<S extends StateMachine = StateMachine> {
+  create(id: NodeId): S;
+  /** A hash of the state, compared across nodes at equal applied index. Omit if the state cannot be hashed. */
+  stateHash?(sm: S): string;
+}
+
+/** The default application: the KV store of examples/kv, hashed by its digest query. */
+export const KV_APPLICATION: SimStateMachine<KvStateMachine> = {
+  create: () => new KvStateMachine(),
+  stateHash: (sm) => (sm.query({ q: 'digest' }) as { sha256: string }).sha256,
+};
+
+export interface SimulationOptions {
+  readonly seed: number;
+  /** Cluster size; nodes get ids 1..nodes. */
+  readonly nodes: number;
+  readonly config?: Partial<RaftConfig>;
+  /** Default: KV_APPLICATION. */
+  readonly application?: SimStateMachine;
+  /**
+   * The state machine outlives a crash (an application that persists what it applies), so applied
+   * indexes never go back. Default true; false rebuilds it on restart and replays from index 1.
+   */
+  readonly durableStateMachine?: boolean;
+  /**
+   * Your own storage actor for node `id`. Default: SimStorage on a simulated disk. With your own
+   * storage, crashes lose what your actor loses, and the log-matching and durable-quorum checks
+   * (which read the simulated disk) are off.
+   */
+  readonly storage?: (id: NodeId) => ActorSpec;
+  /** Packet faults at the start (default: reliable). Change them any time through `network.faults`. */
+  readonly network?: Partial<NetworkFaults>;
+  readonly disk?: Partial<DiskOptions>;
+  /** Form the cluster with InitWithConfig on every node (default true). */
+  readonly init?: boolean;
+  /** Keep every trace line in memory (`traceLines()`), not only their hash. Default false. */
+  readonly keepTrace?: boolean;
+  /** A run that takes more steps than this fails (a livelock guard). Default 5,000,000. */
+  readonly maxSteps?: number;
+  /** Default: silent. */
+  readonly logger?: Logger;
+}
+
+/** The simulation itself failed to make progress or was misused. */
+export class SimulationError extends Error {
+  readonly code = 'Simulation';
+  constructor(message: string, readonly seed: number) {
+    super(`${message} (seed ${seed})`);
+    this.name = 'SimulationError';
+  }
+}
+
+/** A node is not running: the client could not reach it, and nothing was sent. */
+export class NodeDownError extends Error {
+  readonly code = 'NodeDown';
+  constructor(readonly node: number) {
+    super(`node ${node} is down`);
+    this.name = 'NodeDownError';
+  }
+}
+
+/** The state machine the Apply actor sees: the application's, with every batch reported to the checker. */
+class ObservedStateMachine implements StateMachine {
+  constructor(private readonly sm: StateMachine, private readonly onApplied: (entries: readonly Entry[]) => void) {}
+  lastApplied(): LogIndex | Promise<LogIndex> { return this.sm.lastApplied(); }
+  query(q: unknown): unknown { return this.sm.query ? this.sm.query(q) : undefined; }
+  apply(entries: readonly Entry[]): readonly unknown[] | Promise<readonly unknown[]> {
+    const out = this.sm.apply(entries);
+    if (out instanceof Promise) return out.then((r) => { this.onApplied(entries); return r; });
+    this.onApplied(entries);
+    return out;
+  }
+}
+
+interface SimNode {
+  readonly id: NodeId;
+  handle: RaftNode | null;
+  readonly nodeDisk: NodeDisk;
+  sm: StateMachine | null;
+  failure: Error | null;
+  crashes: number;
+}
+
+/** Counters of one simulation. */
+export interface SimulationStats {
+  steps: number;
+  crashes: number;
+  restarts: number;
+  tornWrites: number;
+  unsyncedBytesLost: number;
+}
+
+const hop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+export class Simulation {
+  readonly clock = new VirtualClock();
+  readonly random: SeededRandom;
+  readonly network: SimNetwork;
+  readonly checker: InvariantChecker;
+  readonly config: RaftConfig;
+  readonly ids: readonly NodeId[];
+  readonly stats: SimulationStats = { steps: 0, crashes: 0, restarts: 0, tornWrites: 0, unsyncedBytesLost: 0 };
+  readonly system: ActorSystem;
+  private readonly dispatcher: ManualDispatcher;
+  private readonly nodes = new Map<NodeId, SimNode>();
+  private readonly hash: Hash = createHash('sha256');
+  private readonly lines: string[] | null;
+  private readonly app: SimStateMachine;
+  private readonly durableSm: boolean;
+  private readonly maxSteps: number;
+  private eventSeq = 0;
+  private closed = false;
+
+  private constructor(readonly seed: number, private readonly opts: SimulationOptions) {
+    this.random = new SeededRandom(seed);
+    this.lines = opts.keepTrace ? [] : null;
+    this.config = buildConfig(opts.config);
+    this.app = opts.application ?? KV_APPLICATION;
+    this.durableSm = opts.durableStateMachine ?? true;
+    this.maxSteps = opts.maxSteps ?? 5_000_000;
+    this.dispatcher = new ManualDispatcher((task: Runnable) => this.trace(`run ${(task as { id?: string }).id ?? '?'}`));
+    this.system = ActorSystem.create({ clock: this.clock, dispatcher: this.dispatcher, seed, logger: opts.logger ?? createLogger({ level: 'silent' }) });
+    this.network = new SimNetwork(this.clock, this.random.fork('network'), (line) => this.trace(line));
+    this.network.faults = validateFaults({ ...RELIABLE_NETWORK, ...opts.network });
+    this.network.setDeliver((target, bytes, timeoutMs) => {
+      const n = this.nodes.get(target);
+      if (!n?.handle) return null;
+      return this.system.ref<InboundRpc>(raftActorId(target)).ask<Uint8Array>({ type: 'rpc', bytes }, timeoutMs);
+    });
+    this.ids = Array.from({ length: opts.nodes }, (_, i) => nodeId(i + 1));
+    const disk: DiskOptions = { ...DEFAULT_DISK, ...opts.disk };
+    for (const id of this.ids) {
+      this.nodes.set(id, { id, handle: null, nodeDisk: new NodeDisk(new SimDisk(`n${id}/raft.log`, this.random.fork(`disk${id}`), disk)), sm: null, failure: null, crashes: 0 });
+    }
+    this.checker = new InvariantChecker(seed, opts.storage ? undefined : (id) => this.nodes.get(id)?.nodeDisk.view);
+  }
+
+  /** Starts every node (and forms the cluster unless `init: false`). */
+  static async create(opts: SimulationOptions): Promise<Simulation> {
+    validateOptions(opts);
+    const sim = new Simulation(opts.seed, opts);
+    sim.trace(`sim seed=${opts.seed} nodes=${opts.nodes}`);
+    for (const id of sim.ids) await sim.settle(sim.startNode(id));
+    if (opts.init ?? true) {
+      const inits = sim.ids.map((id) => sim.node(id).initWithConfig(sim.ids));
+      await sim.settle(Promise.all(inits));
+    }
+    return sim;
+  }
+
+  // ---- time and steps ----
+
+  now(): number { return this.clock.now(); }
+
+  /** A number that orders events (client calls and returns) of this simulation. */
+  nextEventSeq(): number { return ++this.eventSeq; }
+
+  /**
+   * Runs one step: one actor message, or a jump of the clock to the next timer (no later than
+   * `until`). Returns false when nothing is left to do before `until`.
+   */
+  async step(until = Infinity): Promise<boolean> {
+    if (this.closed) throw new SimulationError('the simulation is shut down', this.seed);
+    if (!this.dispatcher.runOne()) {
+      const next = this.clock.nextTimerAt();
+      if (next === undefined || next > until) return false;
+      this.trace(`clock ${next.toFixed(3)}`);
+      this.clock.advanceTo(next);
+    }
+    if (++this.stats.steps > this.maxSteps) throw new SimulationError(`more than ${this.maxSteps} steps`, this.seed);
+    await hop(); // promise continuations (asks answered, async handlers) belong to this step
+    this.checkInvariants();
+    return true;
+  }
+
+  /** Runs for `ms` of virtual time. */
+  async runFor(ms: number): Promise<void> {
+    if (!(ms >= 0)) throw new RangeError(`runFor(${ms}): ms must be >= 0`);
+    const until = this.now() + ms;
+    while (await this.step(until)) { /* each step checks invariants */ }
+    if (this.now() < until) this.clock.advanceTo(until);
+  }
+
+  /** Runs until `pred()` holds; throws SimulationError after `timeoutMs` of virtual time. */
+  async runUntil(pred: () => boolean, opts: { timeoutMs: number; what?: string }): Promise<void> {
+    const until = this.now() + opts.timeoutMs;
+    while (!pred()) {
+      if (!(await this.step(until))) {
+        if (pred()) return;
+        throw new SimulationError(`${opts.what ?? 'condition'} not reached within ${opts.timeoutMs} virtual ms`, this.seed);
+      }
+    }
+  }
+
+  /** Steps the simulation until `p` settles (or `timeoutMs` of virtual time passes), and returns its outcome. */
+  async settle<T>(p: Promise<T>, timeoutMs = 60_000): Promise<T> {
+    let done = false;
+    p.then(() => { done = true; }, () => { done = true; });
+    await hop();
+    await this.runUntil(() => done, { timeoutMs, what: 'operation' });
+    return p;
+  }
+
+  // ---- nodes ----
+
+  /** The RaftNode handle of a running node; throws NodeDownError when it is down. */
+  node(id: number): RaftNode {
+    const n = this.simNode(id);
+    if (!n.handle) throw new NodeDownError(id);
+    return n.handle;
+  }
+
+  isUp(id: number): boolean { return this.simNode(id).handle !== null; }
+
+  upNodes(): NodeId[] { return this.ids.filter((id) => this.isUp(id)); }
+
+  /** The node's protocol state right now, or null when it is down or still starting. */
+  inspect(id: number): RaftInspection | null {
+    if (!this.isUp(id)) return null;
+    return this.system.localActor<RaftActor>(raftActorId(id))?.inspect() ?? null;
+  }
+
+  /** The state machine of node `id` (also while it is down, when durable). */
+  stateMachine<S extends StateMachine = StateMachine>(id: number): S | null { return this.simNode(id).sm as S | null; }
+
+  /** The leader of the highest term among running nodes, or null. */
+  leader(): NodeId | null {
+    let best: { id: NodeId; term: number } | null = null;
+    for (const id of this.ids) {
+      const s = this.inspect(id)?.status;
+      if (s?.role === 'Leader' && (best === null || s.currentTerm > best.term)) best = { id, term: s.currentTerm };
+    }
+    return best?.id ?? null;
+  }
+
+  /** The node's simulated disk (undefined with your own storage). */
+  disk(id: number): SimDisk { return this.simNode(id).nodeDisk.disk; }
+
+  /**
+   * Power loss on node `id`: its unsynced writes are dropped (or torn), its actors stop, its packets
+   * in flight are lost. Clients waiting on it hear NodeStoppedError (outcome unknown).
+   */
+  async crash(id: number): Promise<void> {
+    const n = this.simNode(id);
+    if (!n.handle) throw new SimulationError(`crash(${id}): node is already down`, this.seed);
+    const handle = n.handle;
+    n.handle = null;
+    n.crashes++;
+    this.stats.crashes++;
+    this.network.nodeDown(n.id);
+    const effect = n.nodeDisk.disk.crash();
+    n.nodeDisk.afterCrash();
+    if (effect.tornBytes > 0) this.stats.tornWrites++;
+    this.stats.unsyncedBytesLost += effect.droppedBytes;
+    this.trace(`crash ${id} dropped=${effect.droppedBytes} torn=${effect.tornBytes}`);
+    await this.settle(handle.stop());
+  }
+
+  /** Starts node `id` again from what its disk holds. */
+  async restart(id: number): Promise<void> {
+    const n = this.simNode(id);
+    if (n.handle) throw new SimulationError(`restart(${id}): node is running`, this.seed);
+    this.stats.restarts++;
+    this.trace(`restart ${id}`);
+    this.checker.restarted(n.id, this.durableSm);
+    await this.settle(this.startNode(n.id));
+  }
+
+  /**
+   * A client write to node `id`, stepped until it settles. NodeDownError when the node is down.
+   * Runs the simulation while it waits; use `node(id).clientWrite` to issue writes concurrently.
+   */
+  async write(id: number, payload: Uint8Array, opts: ClientWriteOptions = {}): Promise<ClientWriteResponse> {
+    return this.settle(this.node(id).clientWrite(payload, opts), (opts.timeoutMs ?? 30_000) + 1_000);
+  }
+
+  /** Resolves after `ms` of virtual time (the simulation must be stepping meanwhile). */
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.clock.setTimeout(resolve, ms));
+  }
+
+  /** Errors that stopped a node on their own (not a simulated crash): a bug unless a test provoked it. */
+  failures(): { id: NodeId; error: Error }[] {
+    return [...this.nodes.values()].filter((n) => n.failure !== null).map((n) => ({ id: n.id, error: n.failure! }));
+  }
+
+  // ---- trace ----
+
+  /** Adds a line to the trace (the simulator's own events; tests may add theirs). */
+  trace(line: string): void {
+    this.hash.update(line).update('\n');
+    this.lines?.push(line);
+  }
+
+  /** sha256 of every trace line so far: equal for two runs of one seed, byte for byte. */
+  traceHash(): string { return this.hash.copy().digest('hex'); }
+
+  traceLines(): readonly string[] {
+    if (this.lines === null) throw new SimulationError('traceLines() needs keepTrace: true', this.seed);
+    return this.lines;
+  }
+
+  /** Stops every node and the actor system. */
+  async shutdown(): Promise<void> {
+    if (this.closed) return;
+    for (const n of this.nodes.values()) {
+      const h = n.handle;
+      n.handle = null;
+      if (h) await this.settle(h.stop()).catch(() => undefined);
+    }
+    this.closed = true;
+    await this.system.shutdown();
+  }
+
+  // ---- internals ----
+
+  private simNode(id: number): SimNode {
+    const n = this.nodes.get(id as NodeId);
+    if (!n) throw new RangeError(`no node ${id} in this simulation (ids 1..${this.ids.length})`);
+    return n;
+  }
+
+  private async startNode(id: NodeId): Promise<void> {
+    const n = this.simNode(id);
+    const incarnation = this.network.nodeUp(id);
+    if (!this.durableSm || n.sm === null) n.sm = this.app.create(id);
+    const sm = n.sm;
+    const hashState = this.app.stateHash;
+    const observed = new ObservedStateMachine(sm, (entries) => this.checker.applied(id, entries, hashState ? hashState(sm) : undefined));
+    const storage: ActorSpec = this.opts.storage
+      ? this.opts.storage(id)
+      : { factory: () => new SimStorageActor({ nodeDisk: n.nodeDisk, onLogWrite: (from, entries) => this.checker.logWritten(id, from, entries) }) };
+    try {
+      n.handle = await RaftNode.start({
+        system: this.system, id, network: this.network.endpointSpec(id, incarnation), storage,
+        stateMachine: { factory: () => observed }, placement: 'local', config: this.config,
+        onFailed: (error) => this.nodeFailed(id, error),
+      });
+    } catch (err) {
+      this.network.nodeDown(id);
+      throw err;
+    }
+  }
+
+  private nodeFailed(id: NodeId, error: Error): void {
+    const n = this.simNode(id);
+    this.trace(`failed ${id} ${error.name}`);
+    n.failure = error;
+    if (n.handle) {
+      n.handle = null;
+      this.network.nodeDown(id);
+    }
+  }
+
+  private checkInvariants(): void {
+    this.checker.at(this.stats.steps, this.now());
+    for (const n of this.nodes.values()) {
+      if (!n.handle) continue;
+      const view = this.system.localActor<RaftActor>(raftActorId(n.id))?.inspect();
+      if (view) this.checker.observe(n.id, view);
+    }
+  }
+}
+
+function validateOptions(o: SimulationOptions): void {
+  if (o === null || typeof o !== 'object') throw new TypeError('Simulation options must be an object');
+  if (!Number.isSafeInteger(o.seed) || o.seed < 0) throw new RangeError(`seed must be a non-negative safe integer, got ${String(o.seed)}`);
+  if (!Number.isInteger(o.nodes) || o.nodes < 1 || o.nodes > 15) throw new RangeError(`nodes must be an integer in 1..15, got ${String(o.nodes)}`);
+  if (o.maxSteps !== undefined && !(Number.isInteger(o.maxSteps) && o.maxSteps > 0)) throw new RangeError(`maxSteps must be a positive integer, got ${String(o.maxSteps)}`);
+  const d = o.disk ?? {};
+  for (const k of ['syncMinMs', 'syncJitterMs'] as const) {
+    if (d[k] !== undefined && !(typeof d[k] === 'number' && d[k]! >= 0 && Number.isFinite(d[k]))) throw new RangeError(`disk.${k} must be a finite number >= 0, got ${String(d[k])}`);
+  }
+  if (d.tornWriteProbability !== undefined && !(d.tornWriteProbability >= 0 && d.tornWriteProbability <= 1)) {
+    throw new RangeError(`disk.tornWriteProbability must be in [0, 1], got ${String(d.tornWriteProbability)}`);
+  }
+}
+
+export { InvariantViolationError };

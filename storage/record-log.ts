@@ -1,0 +1,134 @@
+/**
+ * The record format of an append-only storage log: every change to a node's durable state (hard
+ * state, appended entries, a truncation) is one checksummed record. The simulator's disk writes it
+ * today; a file-backed storage writes the same bytes to a file.
+ *
+ * Record: `u32 bodyLength | u32 crc32(body) | body`, body = `u8 type | fields`. Integers are u53 as
+ * two big-endian u32 halves, as in the wire codec.
+ *
+ * Recovery (`replayRecords`) follows DESIGN.md section 4: a record cut short at the end of the file
+ * (a torn write) or a final record whose checksum fails is dropped and reported as a torn tail;
+ * a checksum failure with more data after it is damage in the middle of the log, and recovery
+ * refuses with CorruptLogError naming the file and offset.
+ */
+import { crc32 } from 'node:zlib';
+import type { HardState, LogIndex, NodeId, Term } from '../actors/raft/core/types';
+
+export type LogRecord =
+  | { readonly type: 'hardState'; readonly hardState: HardState }
+  /** Encoded entries (actors/raft/codec.ts `encodeEntries`), kept as bytes: the store decodes them. */
+  | { readonly type: 'append'; readonly entries: Uint8Array }
+  | { readonly type: 'truncate'; readonly from: LogIndex };
+
+const TYPE = { hardState: 1, append: 2, truncate: 3 } as const;
+const HEADER_BYTES = 8;
+/** Upper bound on one record's body: a corrupt length must not allocate gigabytes. */
+export const MAX_RECORD_BYTES = 256 * 1024 * 1024;
+
+/** The log has damage that is not a torn tail: starting from it could lose acknowledged data. */
+export class CorruptLogError extends Error {
+  readonly code = 'CorruptLog';
+  constructor(readonly file: string, readonly offset: number, readonly reason: string) {
+    super(`${file}: corrupt record at byte offset ${offset}: ${reason}; refusing to start (restore the file or remove the node's data and rejoin it)`);
+    this.name = 'CorruptLogError';
+  }
+}
+
+function putU53(view: DataView, at: number, v: number): void {
+  view.setUint32(at, Math.floor(v / 2 ** 32));
+  view.setUint32(at + 4, v >>> 0);
+}
+
+function getU53(view: DataView, at: number): number {
+  return view.getUint32(at) * 2 ** 32 + view.getUint32(at + 4);
+}
+
+/**
+ * One record, framed and checksummed.
+ * @example disk.write(encodeRecord({ type: 'truncate', from: 5 as LogIndex }));
+ */
+export function encodeRecord(rec: LogRecord): Uint8Array {
+  let bodyLength: number;
+  switch (rec.type) {
+    case 'hardState': bodyLength = 1 + 8 + 8; break;
+    case 'append': bodyLength = 1 + rec.entries.byteLength; break;
+    case 'truncate': bodyLength = 1 + 8; break;
+  }
+  if (bodyLength > MAX_RECORD_BYTES) throw new RangeError(`record of ${bodyLength} bytes exceeds ${MAX_RECORD_BYTES}`);
+  const out = new Uint8Array(HEADER_BYTES + bodyLength);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, bodyLength);
+  out[HEADER_BYTES] = TYPE[rec.type];
+  switch (rec.type) {
+    case 'hardState':
+      putU53(view, HEADER_BYTES + 1, rec.hardState.currentTerm);
+      putU53(view, HEADER_BYTES + 9, rec.hardState.votedFor ?? 0);
+      break;
+    case 'append':
+      out.set(rec.entries, HEADER_BYTES + 1);
+      break;
+    case 'truncate':
+      putU53(view, HEADER_BYTES + 1, rec.from);
+      break;
+  }
+  view.setUint32(4, crc32(out.subarray(HEADER_BYTES)));
+  return out;
+}
+
+export interface ReplayResult {
+  readonly records: LogRecord[];
+  /** Bytes of whole, valid records; a torn tail starts here. */
+  readonly validBytes: number;
+  /** Bytes after `validBytes` that were dropped as a torn write (0 when the file ended cleanly). */
+  readonly tornBytes: number;
+}
+
+/**
+ * Reads every record of a log file's bytes. Throws CorruptLogError for damage before the tail.
+ * @example const { records, tornBytes } = replayRecords(bytes, 'n1/raft.log');
+ */
+export function replayRecords(bytes: Uint8Array, file: string): ReplayResult {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const records: LogRecord[] = [];
+  let at = 0;
+  while (at < bytes.byteLength) {
+    const torn = { records, validBytes: at, tornBytes: bytes.byteLength - at };
+    if (bytes.byteLength - at < HEADER_BYTES) return torn;
+    const bodyLength = view.getUint32(at);
+    const end = at + HEADER_BYTES + bodyLength;
+    if (bodyLength === 0 || bodyLength > MAX_RECORD_BYTES) {
+      // A length no writer produces: garbage, which is a torn tail only if nothing could follow it.
+      if (end >= bytes.byteLength || bodyLength > MAX_RECORD_BYTES) return torn;
+      throw new CorruptLogError(file, at, `impossible record length ${bodyLength}`);
+    }
+    if (end > bytes.byteLength) return torn;
+    const body = bytes.subarray(at + HEADER_BYTES, end);
+    if (crc32(body) !== view.getUint32(at + 4)) {
+      if (end === bytes.byteLength) return torn;
+      throw new CorruptLogError(file, at, 'checksum mismatch with more records after it');
+    }
+    records.push(decodeBody(body, view, at + HEADER_BYTES, file, at));
+    at = end;
+  }
+  return { records, validBytes: at, tornBytes: 0 };
+}
+
+function decodeBody(body: Uint8Array, view: DataView, at: number, file: string, offset: number): LogRecord {
+  const need = (n: number) => {
+    if (body.byteLength !== n) throw new CorruptLogError(file, offset, `record type ${body[0]} has ${body.byteLength} bytes, expected ${n}`);
+  };
+  switch (body[0]) {
+    case TYPE.hardState: {
+      need(17);
+      const vote = getU53(view, at + 9);
+      return { type: 'hardState', hardState: { currentTerm: getU53(view, at + 1) as Term, votedFor: vote === 0 ? null : (vote as NodeId) } };
+    }
+    case TYPE.append:
+      return { type: 'append', entries: body.slice(1) };
+    case TYPE.truncate:
+      need(9);
+      return { type: 'truncate', from: getU53(view, at + 1) as LogIndex };
+    default:
+      throw new CorruptLogError(file, offset, `unknown record type ${body[0]}`);
+  }
+}
