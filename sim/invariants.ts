@@ -12,7 +12,8 @@
  *   a term before T;
  * - state machine safety: no two nodes commit or apply different entries at one index, and two
  *   state machines at the same applied index have the same state hash;
- * - monotonicity: a node's term never decreases, its vote never changes within a term, its commit
+ * - monotonicity: a node's term never decreases and its vote never changes within a term (on disk
+ *   always; in memory while it runs, since a restart returns to what the disk holds), its commit
  *   index never decreases while it runs and never falls below what its state machine applied,
  *   and its applied index never decreases, across restarts too (durable state machine);
  * - durability: a leader never counts entries it has not made durable (its durable index is within
@@ -44,6 +45,9 @@ interface NodeMemory {
   commit: number;
   applied: number;
   role: string;
+  /** Term and vote on disk (simulated storage only). */
+  diskTerm: number;
+  diskVote: number | null;
   /** log-matching hash chain of this node's (page cache) log: chain[i-1] for index i. */
   chain: string[];
   terms: number[];
@@ -76,16 +80,23 @@ export class InvariantChecker {
 
   private memory(id: NodeId): NodeMemory {
     let m = this.mem.get(id);
-    if (!m) { m = { term: 0, votedFor: null, commit: 0, applied: 0, role: 'NonVoter', chain: [], terms: [] }; this.mem.set(id, m); }
+    if (!m) { m = { term: 0, votedFor: null, commit: 0, applied: 0, role: 'NonVoter', diskTerm: 0, diskVote: null, chain: [], terms: [] }; this.mem.set(id, m); }
     return m;
   }
 
-  /** Node `id` restarted: its volatile commit index may start again from its applied index. */
+  /**
+   * Node `id` restarted. What it held only in memory is gone: its term and vote go back to what its
+   * disk holds (a term or vote it never made durable was never shown to anyone, seed 002), and its
+   * volatile commit index starts again from its applied index.
+   */
   restarted(id: NodeId, durableStateMachine: boolean): void {
     const m = this.memory(id);
     m.role = 'NonVoter';
     m.commit = durableStateMachine ? m.applied : 0;
     if (!durableStateMachine) m.applied = 0;
+    const disk = this.quorumDisks?.(id);
+    m.term = disk ? disk.hardState.currentTerm : 0;
+    m.votedFor = disk ? disk.hardState.votedFor : null;
   }
 
   /** After every step, for every running node. */
@@ -110,11 +121,24 @@ export class InvariantChecker {
       this.checkDurable(id, view);
     }
     if (s.commitIndex > m.commit) this.recordCommitted(id, view, m.commit + 1, s.commitIndex, s.currentTerm);
+    this.checkDurableHardState(id, m);
     m.term = s.currentTerm;
     m.votedFor = s.votedFor;
     m.commit = s.commitIndex;
     m.applied = s.lastApplied;
     m.role = s.role;
+  }
+
+  /** The term and vote on disk never go back, crashes included: one durable vote per term. */
+  private checkDurableHardState(id: NodeId, m: NodeMemory): void {
+    const hs = this.quorumDisks?.(id)?.hardState;
+    if (hs === undefined) return;
+    if (hs.currentTerm < m.diskTerm) this.fail('monotonic durable term', `node ${id} durable term went from ${m.diskTerm} back to ${hs.currentTerm}`);
+    if (hs.currentTerm === m.diskTerm && m.diskVote !== null && hs.votedFor !== m.diskVote) {
+      this.fail('one durable vote per term', `node ${id} durably voted for ${m.diskVote} in term ${m.diskTerm}, now ${String(hs.votedFor)}`);
+    }
+    m.diskTerm = hs.currentTerm;
+    m.diskVote = hs.votedFor;
   }
 
   private checkCompleteness(id: NodeId, view: NodeView, term: number): void {

@@ -303,6 +303,13 @@ export class Simulation {
     this.trace(`restart ${id}`);
     this.checker.restarted(n.id, this.durableSm);
     await this.settle(this.startNode(n.id));
+    // Like an application that runs InitWithConfig at boot whenever its node is pristine (seed 004):
+    // a node that crashed before the cluster's config reached its disk joins the formation again.
+    const s = this.inspect(id)?.status;
+    if ((this.opts.init ?? true) && s?.role === 'NonVoter' && s.lastLogIndex === 0) {
+      this.trace(`reinit ${id}`);
+      await this.settle(this.node(id).initWithConfig(this.ids));
+    }
   }
 
   /**

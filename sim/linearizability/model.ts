@@ -39,13 +39,18 @@ export interface Model<State, Input, Output> {
 export type KvInput =
   | { op: 'get'; key: string }
   | { op: 'put'; key: string; value: string }
-  | { op: 'append'; key: string; value: string };
-
-/** `get` returns the value (missing keys read as ''); `put` and `append` return nothing. */
-export type KvOutput = string | undefined;
+  | { op: 'append'; key: string; value: string }
+  /** Compare-and-set: sets `value` if the key holds `expected` ('' matches a missing key). */
+  | { op: 'cas'; key: string; expected: string; value: string };
 
 /**
- * One key's value in a key-value map: get/put/append, with the history partitioned by key
+ * `get` returns the value (missing keys read as ''); `cas` whether it set the value; `put` and
+ * `append` return nothing.
+ */
+export type KvOutput = string | boolean | undefined;
+
+/**
+ * One key's value in a key-value map: get/put/append/cas, with the history partitioned by key
  * (the state of each partition is that key's string).
  *
  * @example
@@ -65,6 +70,11 @@ export const kvModel: Model<string, KvInput, KvOutput> = {
         return [true, input.value];
       case 'append':
         return [true, state + input.value];
+      case 'cas': {
+        const matches = state === input.expected;
+        if (isUnknown(output)) return [true, matches ? input.value : state];
+        return output === true ? [matches, matches ? input.value : state] : [!matches, state];
+      }
     }
   },
   partition(ops) {
@@ -78,7 +88,11 @@ export const kvModel: Model<string, KvInput, KvOutput> = {
   },
   describe(input, output) {
     const out = isUnknown(output) ? '?' : JSON.stringify(output ?? null);
-    return input.op === 'get' ? `get(${input.key}) -> ${out}` : `${input.op}(${input.key}, ${JSON.stringify(input.value)})`;
+    switch (input.op) {
+      case 'get': return `get(${input.key}) -> ${out}`;
+      case 'cas': return `cas(${input.key}, ${JSON.stringify(input.expected)}, ${JSON.stringify(input.value)}) -> ${out}`;
+      default: return `${input.op}(${input.key}, ${JSON.stringify(input.value)})`;
+    }
   },
   describeState: (state) => JSON.stringify(state),
 };

@@ -149,6 +149,16 @@ describe('InitWithConfig (seeds 000, 004)', () => {
     expect(core.nextDeadlineMs()).to.equal(deadline);
   });
 
+  // Simulator seed 6: a node restarted pristine (its InitWithConfig config never reached its disk)
+  // answered "unknown" to every candidate, each candidate with entries went NonVoter, and the
+  // healed cluster never elected a leader again.
+  it('a candidate with entries keeps campaigning when a pristine node refuses it', () => {
+    const pristine = makeCore({ id: 5 });
+    const refusal = ofType(stepDurably(pristine, { type: 'vote', reqId: 1, req: voteReq(2, 7, 40, 6) }), 'reply')[0]!.resp as VoteResponse;
+    expect(refusal).to.include({ voteGranted: false, isCandidateUnknown: false });
+    expect(pristine.status()).to.include({ role: 'NonVoter', currentTerm: 0 });
+  });
+
   it('a non-voter of our config is known: its vote request is a normal refusal, not "unknown"', () => {
     const m: Membership = { members: [1, 2, 3].map(n), nonVoters: [n(4)], membersAfterConsensus: null };
     const core = makeCore({ id: 1, entries: [configEntry(1, 1, m)] });
@@ -160,7 +170,8 @@ describe('InitWithConfig (seeds 000, 004)', () => {
   it('a pristine node knows nobody until InitWithConfig, then grants votes to the members', () => {
     const core = makeCore({ id: 2 });
     const before = ofType(stepDurably(core, { type: 'vote', reqId: 1, req: voteReq(1, 1, 0, 0) }), 'reply')[0]!.resp as VoteResponse;
-    expect(before).to.include({ isCandidateUnknown: true, voteGranted: false });
+    // It refuses, but does not call the candidate unknown: it holds no config to judge by.
+    expect(before).to.include({ isCandidateUnknown: false, voteGranted: false });
     core.initWithConfig([n(1), n(2), n(3)]);
     stepDurably(core);
     // Node 1 retries in a later term; node 2 (a candidate of term 1) adopts term 2 and grants.

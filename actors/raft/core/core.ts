@@ -148,7 +148,11 @@ export class RaftCore {
   private stepMessage(msg: Message): void {
     if (msg.type === 'vote' && !isKnown(this.membership, msg.req.candidateId)) {
       // Seed 000's failsafe against removed nodes: refuse, and do not let a stranger move our term.
-      this.reply(msg.reqId, this.voteResponse(false, true));
+      // Only a node that holds a config may call the candidate unknown: a pristine node (new, or
+      // restarted before the cluster's config reached its disk) knows no config at all, and its
+      // "unknown" would push every candidate with entries into NonVoter, leaving no one to elect
+      // (found by the simulator). It refuses plainly instead.
+      this.reply(msg.reqId, this.voteResponse(false, !this.isPristine()));
       return;
     }
     const msgTerm = msg.type === 'voteResponse' ? msg.resp.term : msg.req.term;
@@ -265,6 +269,11 @@ export class RaftCore {
     const passive = this.role === 'NonVoter' || !isVoter(this.membership, this.id);
     this.role = passive ? 'NonVoter' : 'Follower';
     this.electionDeadlineMs = passive ? null : this.randomDeadline();
+  }
+
+  /** A NonVoter that has never held a config: no log, no InitWithConfig. */
+  private isPristine(): boolean {
+    return this.role === 'NonVoter' && this.log.lastIndex === 0;
   }
 
   private becomeNonVoter(): void {

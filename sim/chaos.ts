@@ -1,0 +1,278 @@
+/**
+ * One simulated run under faults, as the campaign and the CLI run it:
+ * 1. chaos: KV clients run while a nemesis partitions, clogs, crashes and slows nodes and the
+ *    network loses, duplicates, delays and reorders packets; invariants are checked every step;
+ * 2. heal: faults off, every node back up. The cluster must elect a leader and commit a new write
+ *    within `healMs`, or the run fails for liveness;
+ * 3. the clients' history is checked for linearizability.
+ * A run never throws for a finding: it reports it, with the command that replays it.
+ *
+ * @example
+ * const report = await runChaos({ seed: 42, nodes: 5 });
+ * if (!report.ok) console.log(report.violation, report.replay);
+ */
+import type { NodeId } from '../actors/raft/core/types';
+import type { RaftConfig } from '../actors/raft/core/config';
+import type { SeededRandom } from '../runtime/random';
+import { InvariantViolationError } from './invariants';
+import { RELIABLE_NETWORK, UNRELIABLE_NETWORK, type NetworkFaults } from './sim-network';
+import { Simulation } from './simulation';
+import { KvWorkload } from './workload';
+import { kvModel } from './linearizability';
+
+/** What the nemesis may do during chaos. Packet faults (loss, duplication, delay, reordering) are `packets`. */
+export const FAULT_KINDS = ['packets', 'partition', 'one-way', 'partial', 'isolate', 'clog', 'crash', 'torn-write', 'slow-disk'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+export interface ChaosOptions {
+  readonly seed: number;
+  /** Cluster size (default 5). */
+  readonly nodes?: number;
+  /** Virtual ms of chaos (default 4,000). */
+  readonly chaosMs?: number;
+  /** Bound on the heal phase: a leader and a committed write within this many virtual ms (default 10,000). */
+  readonly healMs?: number;
+  readonly clients?: number;
+  readonly keys?: number;
+  /** Fault kinds the nemesis uses (default: all of FAULT_KINDS). */
+  readonly faults?: readonly FaultKind[];
+  /** Packet faults during chaos (default UNRELIABLE_NETWORK). */
+  readonly packetFaults?: NetworkFaults;
+  /** Budget of the linearizability search, wall ms (default 10,000); exhausted means 'unknown', never a pass. */
+  readonly checkTimeoutMs?: number;
+  readonly config?: Partial<RaftConfig>;
+  readonly keepTrace?: boolean;
+  /** Called with the simulation once it is created, before any fault: attach your own probes here. */
+  readonly onSimulation?: (sim: Simulation) => void;
+}
+
+export type ViolationKind = 'invariant' | 'linearizability' | 'liveness' | 'node-failure' | 'simulation';
+
+export interface RunReport {
+  readonly seed: number;
+  readonly nodes: number;
+  /** True when nothing was violated (a history the checker could not decide still counts as not ok). */
+  readonly ok: boolean;
+  readonly steps: number;
+  readonly virtualMs: number;
+  readonly wallMs: number;
+  /** Faults injected, by kind (nemesis actions; packets counted one by one). */
+  readonly faults: Record<string, number>;
+  readonly invariantChecks: number;
+  readonly history: { readonly ops: number; readonly ok: number; readonly fail: number; readonly unknown: number; readonly verdict: 'ok' | 'illegal' | 'unknown' | 'not checked' };
+  readonly violation: { readonly kind: ViolationKind; readonly message: string; readonly step?: number } | null;
+  readonly traceHash: string;
+  /** The command that replays this run exactly. */
+  readonly replay: string;
+}
+
+const DEFAULTS = { nodes: 5, chaosMs: 4_000, healMs: 10_000, clients: 4, keys: 3, checkTimeoutMs: 10_000 };
+
+/** The CLI arguments that reproduce `opts` (defaults left out). */
+export function replayCommand(opts: ChaosOptions): string {
+  const args = [`--seed ${opts.seed}`, `--nodes ${opts.nodes ?? DEFAULTS.nodes}`];
+  if (opts.chaosMs !== undefined && opts.chaosMs !== DEFAULTS.chaosMs) args.push(`--chaos-ms ${opts.chaosMs}`);
+  if (opts.healMs !== undefined && opts.healMs !== DEFAULTS.healMs) args.push(`--heal-ms ${opts.healMs}`);
+  if (opts.clients !== undefined && opts.clients !== DEFAULTS.clients) args.push(`--clients ${opts.clients}`);
+  if (opts.keys !== undefined && opts.keys !== DEFAULTS.keys) args.push(`--keys ${opts.keys}`);
+  if (opts.faults !== undefined) args.push(`--faults ${opts.faults.join(',')}`);
+  return `npm run sim -- ${args.join(' ')} --trace sim-trace-${opts.seed}.txt`;
+}
+
+export async function runChaos(opts: ChaosOptions): Promise<RunReport> {
+  const started = Date.now();
+  const nodes = opts.nodes ?? DEFAULTS.nodes;
+  const kinds = new Set<FaultKind>(opts.faults ?? FAULT_KINDS);
+  for (const k of kinds) if (!(FAULT_KINDS as readonly string[]).includes(k)) throw new RangeError(`unknown fault kind '${k}' (known: ${FAULT_KINDS.join(', ')})`);
+  const faults: Record<string, number> = {};
+  const count = (k: string, n = 1) => { if (n > 0) faults[k] = (faults[k] ?? 0) + n; };
+  let violation: RunReport['violation'] = null;
+  let verdict: RunReport['history']['verdict'] = 'not checked';
+  const sim = await Simulation.create({
+    seed: opts.seed, nodes, config: opts.config, keepTrace: opts.keepTrace,
+    disk: { tornWriteProbability: kinds.has('torn-write') ? 0.5 : 0 },
+  });
+  opts.onSimulation?.(sim);
+  const workload = new KvWorkload(sim, { clients: opts.clients ?? DEFAULTS.clients, keys: opts.keys ?? DEFAULTS.keys });
+  try {
+    // ---- chaos ----
+    if (kinds.has('packets')) sim.network.faults = opts.packetFaults ?? UNRELIABLE_NETWORK;
+    workload.start();
+    const nemesis = new Nemesis(sim, kinds, sim.random.fork('nemesis'), count);
+    const chaosEnd = sim.now() + (opts.chaosMs ?? DEFAULTS.chaosMs);
+    while (sim.now() < chaosEnd) {
+      await sim.runFor(Math.min(chaosEnd - sim.now(), 50 + nemesis.random.nextFloat() * 450));
+      await nemesis.act();
+      checkFailures(sim);
+    }
+    const s = sim.network.stats;
+    count('packet-loss', s.lost);
+    count('packet-duplicate', s.duplicated);
+    count('packet-reorder', s.reordered);
+    count('packet-clogged', s.clogged);
+    count('torn-write', sim.stats.tornWrites);
+
+    // ---- heal ----
+    sim.trace('heal');
+    sim.network.faults = RELIABLE_NETWORK;
+    await nemesis.healAll();
+    const healMs = opts.healMs ?? DEFAULTS.healMs;
+    const landed = await sim.settle(workload.probe(healMs), healMs + 5_000);
+    if (!landed) {
+      violation = { kind: 'liveness', message: `no write committed within ${healMs} virtual ms after healing; nodes: ${describeNodes(sim)}`, step: sim.stats.steps };
+    }
+    await workload.stop();
+    checkFailures(sim);
+    if (violation === null) {
+      // Every node catches up with the leader's commit index; state hashes are compared on the way.
+      const leader = sim.leader();
+      const target = leader === null ? 0 : sim.inspect(leader)!.status.commitIndex;
+      await sim.runUntil(() => sim.ids.every((id) => (sim.inspect(id)?.status.lastApplied ?? 0) >= target), { timeoutMs: healMs, what: `every node applying index ${target}` });
+      // ---- linearizability ----
+      const check = workload.check({ timeoutMs: opts.checkTimeoutMs ?? DEFAULTS.checkTimeoutMs });
+      verdict = check.verdict;
+      if (check.verdict === 'illegal') {
+        violation = { kind: 'linearizability', message: `the clients' history is not linearizable: ${describeIllegal(check)}` };
+      }
+    }
+  } catch (err) {
+    if (err instanceof InvariantViolationError) violation = { kind: 'invariant', message: err.message, step: err.step };
+    else if (err instanceof NodeFailure) violation = { kind: 'node-failure', message: err.message, step: sim.stats.steps };
+    else violation = { kind: 'simulation', message: `${(err as Error).name}: ${(err as Error).message}`, step: sim.stats.steps };
+  } finally {
+    await sim.shutdown().catch(() => undefined);
+  }
+  const w = workload.stats;
+  return {
+    seed: opts.seed, nodes, ok: violation === null && verdict === 'ok', steps: sim.stats.steps, virtualMs: Math.round(sim.now()),
+    wallMs: Date.now() - started, faults, invariantChecks: sim.checker.checks,
+    history: { ops: workload.history().length, ok: w.ok, fail: w.fail, unknown: w.unknown, verdict },
+    violation, traceHash: sim.traceHash(), replay: replayCommand(opts),
+  };
+}
+
+class NodeFailure extends Error {}
+
+/** One line per node: role, term, vote, last log index, commit and applied. */
+export function describeNodes(sim: Simulation): string {
+  return sim.ids.map((id) => {
+    const s = sim.inspect(id)?.status;
+    return s ? `n${id} ${s.role} t${s.currentTerm} v${String(s.votedFor)} last=${s.lastLogIndex} commit=${s.commitIndex} applied=${s.lastApplied}` : `n${id} down`;
+  }).join('; ');
+}
+
+function checkFailures(sim: Simulation): void {
+  const f = sim.failures();
+  if (f.length > 0) throw new NodeFailure(`node ${f[0].id} failed on its own: ${f[0].error.name}: ${f[0].error.message}`);
+}
+
+function describeIllegal(check: ReturnType<KvWorkload['check']>): string {
+  const bad = check.partitions.find((p) => p.verdict === 'illegal');
+  if (!bad) return 'see the history';
+  const ops = (bad.longestLinearization ?? []).map((o) => kvModel.describe(o.input, o.output));
+  return `partition ${bad.index} (${bad.operations} operations); longest linearizable prefix: ${ops.slice(-12).join(', ')}`;
+}
+
+/** Picks and undoes faults during chaos. At most a minority of nodes is down at once. */
+class Nemesis {
+  private readonly restartAt = new Map<NodeId, number>();
+  private readonly slowUntil = new Map<NodeId, number>();
+
+  constructor(private readonly sim: Simulation, private readonly kinds: Set<FaultKind>, readonly random: SeededRandom,
+    private readonly count: (k: string, n?: number) => void) {}
+
+  async act(): Promise<void> {
+    const sim = this.sim;
+    for (const [id, at] of [...this.restartAt]) {
+      if (sim.now() >= at) { this.restartAt.delete(id); await sim.restart(id); }
+    }
+    for (const [id, until] of [...this.slowUntil]) {
+      if (sim.now() >= until) { this.slowUntil.delete(id); sim.disk(id).slowFactor = 1; }
+    }
+    const actions = [...this.kinds].filter((k) => k !== 'packets' && k !== 'torn-write');
+    if (actions.length === 0 || this.random.nextFloat() < 0.25) return;
+    // Often heal what the network holds first, so partitions come and go rather than pile up.
+    if (this.random.nextFloat() < 0.5) { sim.network.heal(); sim.trace('nemesis heal-network'); }
+    const kind = actions[this.random.nextInt(0, actions.length)];
+    const ids = sim.ids;
+    if (ids.length < 2 && kind !== 'crash' && kind !== 'slow-disk') return; // no links to break
+    const pick = (): NodeId => ids[this.random.nextInt(0, ids.length)];
+    sim.trace(`nemesis ${kind}`);
+    switch (kind) {
+      case 'partition': {
+        const shuffled = this.shuffle(ids);
+        const cut = this.random.nextInt(1, ids.length);
+        sim.network.partition([shuffled.slice(0, cut), shuffled.slice(cut)], ids);
+        break;
+      }
+      case 'one-way': {
+        const [a, b] = this.twoDistinct();
+        sim.network.cut(a, b);
+        break;
+      }
+      case 'partial': {
+        // A bridge: two sides that reach only the bridge node, which reaches both.
+        const shuffled = this.shuffle(ids);
+        const bridge = shuffled[0];
+        const rest = shuffled.slice(1);
+        const half = Math.ceil(rest.length / 2);
+        sim.network.partition([rest.slice(0, half), rest.slice(half)], ids);
+        sim.network.reconnect(bridge, ids);
+        break;
+      }
+      case 'isolate':
+        sim.network.isolate(pick(), ids);
+        break;
+      case 'clog': {
+        const [a, b] = this.twoDistinct();
+        sim.network.clog(a, b);
+        sim.network.clog(b, a);
+        break;
+      }
+      case 'crash': {
+        const down = ids.filter((id) => !sim.isUp(id)).length;
+        const up = sim.upNodes();
+        if (down >= Math.floor((ids.length - 1) / 2) || up.length === 0) return;
+        const victim = up[this.random.nextInt(0, up.length)];
+        await sim.crash(victim);
+        this.restartAt.set(victim, sim.now() + 100 + this.random.nextFloat() * 1_500);
+        break;
+      }
+      case 'slow-disk': {
+        const id = pick();
+        sim.disk(id).slowFactor = 20 + this.random.nextInt(0, 80);
+        this.slowUntil.set(id, sim.now() + 200 + this.random.nextFloat() * 1_000);
+        break;
+      }
+      default:
+        return;
+    }
+    this.count(kind);
+  }
+
+  /** Everything back to normal: links, clogs, disks, and every crashed node restarted. */
+  async healAll(): Promise<void> {
+    const sim = this.sim;
+    sim.network.heal();
+    for (const id of sim.ids) sim.disk(id).slowFactor = 1;
+    this.slowUntil.clear();
+    this.restartAt.clear();
+    for (const id of sim.ids) if (!sim.isUp(id)) await sim.restart(id);
+  }
+
+  private twoDistinct(): [NodeId, NodeId] {
+    const ids = this.sim.ids;
+    const a = this.random.nextInt(0, ids.length);
+    const b = (a + this.random.nextInt(1, ids.length)) % ids.length;
+    return [ids[a], ids[b]];
+  }
+
+  private shuffle(ids: readonly NodeId[]): NodeId[] {
+    const out = [...ids];
+    for (let i = out.length - 1; i > 0; i--) {
+      const j = this.random.nextInt(0, i + 1);
+      [out[i], out[j]] = [out[j], out[i]];
+    }
+    return out;
+  }
+}
