@@ -110,7 +110,8 @@ export async function runChaos(opts: ChaosOptions): Promise<RunReport> {
     count('packet-duplicate', s.duplicated);
     count('packet-reorder', s.reordered);
     count('packet-clogged', s.clogged);
-    count('torn-write', sim.stats.tornWrites);
+    count('torn-write-crash', sim.stats.tornWrites);
+    count('unsynced-bytes-lost', sim.stats.unsyncedBytesLost);
 
     // ---- heal ----
     sim.trace('heal');
@@ -177,6 +178,8 @@ function describeIllegal(check: ReturnType<KvWorkload['check']>): string {
 class Nemesis {
   private readonly restartAt = new Map<NodeId, number>();
   private readonly slowUntil = new Map<NodeId, number>();
+  /** A node to crash at the next action, while its slowed disk holds unsynced writes. */
+  private tearNext: NodeId | null = null;
 
   constructor(private readonly sim: Simulation, private readonly kinds: Set<FaultKind>, readonly random: SeededRandom,
     private readonly count: (k: string, n?: number) => void) {}
@@ -189,7 +192,17 @@ class Nemesis {
     for (const [id, until] of [...this.slowUntil]) {
       if (sim.now() >= until) { this.slowUntil.delete(id); sim.disk(id).slowFactor = 1; }
     }
-    const actions = [...this.kinds].filter((k) => k !== 'packets' && k !== 'torn-write');
+    if (this.tearNext !== null) {
+      // The victim's disk has been slow since the last action, so its writes queue unsynced: a crash now tears them.
+      const victim = this.tearNext;
+      this.tearNext = null;
+      if (sim.isUp(victim)) {
+        await sim.crash(victim);
+        sim.disk(victim).slowFactor = 1;
+        this.restartAt.set(victim, sim.now() + 100 + this.random.nextFloat() * 1_000);
+      }
+    }
+    const actions = [...this.kinds].filter((k) => k !== 'packets');
     if (actions.length === 0 || this.random.nextFloat() < 0.25) return;
     // Often heal what the network holds first, so partitions come and go rather than pile up.
     if (this.random.nextFloat() < 0.5) { sim.network.heal(); sim.trace('nemesis heal-network'); }
@@ -238,6 +251,14 @@ class Nemesis {
         this.restartAt.set(victim, sim.now() + 100 + this.random.nextFloat() * 1_500);
         break;
       }
+      case 'torn-write': {
+        const down = ids.filter((id) => !sim.isUp(id)).length;
+        const up = sim.upNodes();
+        if (down >= Math.floor((ids.length - 1) / 2) || up.length === 0) return;
+        this.tearNext = up[this.random.nextInt(0, up.length)];
+        sim.disk(this.tearNext).slowFactor = 100;
+        break;
+      }
       case 'slow-disk': {
         const id = pick();
         sim.disk(id).slowFactor = 20 + this.random.nextInt(0, 80);
@@ -257,6 +278,7 @@ class Nemesis {
     for (const id of sim.ids) sim.disk(id).slowFactor = 1;
     this.slowUntil.clear();
     this.restartAt.clear();
+    this.tearNext = null;
     for (const id of sim.ids) if (!sim.isUp(id)) await sim.restart(id);
   }
 

@@ -264,15 +264,18 @@ export class RaftActor implements Actor<RaftMsg> {
     }
   }
 
+  /**
+   * Keeps `pending` ordered by index. A re-elected leader may reuse the index of an earlier proposal
+   * of its own whose entry was cut from its log; both wait side by side. The earlier one is not
+   * failed here: its entry may still live on another node that wins a later election and commits
+   * it. Only a commit at that index decides (settleCommitted), so ProposalDroppedError is final.
+   */
   private insertPending(p: PendingWrite): void {
     const last = this.pending[this.pending.length - 1];
-    if (!last || last.index < p.index) { this.pending.push(p); return; }
-    // A re-elected leader reuses indexes an overwritten proposal once had: that proposal is dropped.
-    this.pending = this.pending.filter((q) => {
-      if (q.index >= p.index && q.term !== p.term) { q.reply.reject(new ProposalDroppedError(q.index)); return false; }
-      return true;
-    });
-    this.pending.push(p);
+    if (!last || last.index <= p.index) { this.pending.push(p); return; }
+    let at = this.pending.length;
+    while (at > 0 && this.pending[at - 1].index > p.index) at--;
+    this.pending.splice(at, 0, p);
   }
 
   private onInit(members: readonly number[]): unknown {
@@ -305,7 +308,7 @@ export class RaftActor implements Actor<RaftMsg> {
       case 'appendLog': {
         const bytes = encodeEntries(cmd.entries);
         const last = (cmd.entries.length > 0 ? cmd.entries[cmd.entries.length - 1].index : (cmd.truncateFrom ?? 1) - 1) as LogIndex;
-        if (cmd.truncateFrom !== null) this.dropPendingFrom(cmd.truncateFrom);
+        // A truncation does not fail our pending writes: see insertPending.
         const msg: StorageMsg = this.core.status().role === 'Leader' && cmd.truncateFrom === null
           ? { type: 'appendEntries', entries: bytes }
           : { type: 'replicateEntries', truncateFrom: cmd.truncateFrom, entries: bytes };
@@ -365,14 +368,6 @@ export class RaftActor implements Actor<RaftMsg> {
     this.targets = new Set(targets);
     for (const t of [...this.readyStreams]) if (!this.targets.has(t)) { this.readyStreams.delete(t); this.streams.delete(t); }
     this.controller.tell({ type: 'ensureStreams', targets });
-  }
-
-  /** Our log is being cut at `from`: every write we proposed there is gone, never to be applied. */
-  private dropPendingFrom(from: LogIndex): void {
-    const cut = this.pending.findIndex((p) => p.index >= from);
-    if (cut < 0) return;
-    for (const p of this.pending.slice(cut)) p.reply.reject(new ProposalDroppedError(p.index));
-    this.pending.length = cut;
   }
 
   private settleCommitted(commitIndex: LogIndex): void {

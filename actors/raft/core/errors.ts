@@ -45,8 +45,10 @@ export class InvalidConfigError extends RaftError {
 }
 
 /**
- * The log slot a write was given now holds another entry (a new leader overwrote it), so the write
- * was definitely NOT applied; retrying is safe.
+ * The log slot a write was given was committed holding another entry (a new leader overwrote it),
+ * so the write was definitely NOT applied and never will be; retrying is safe. Raised only once
+ * that index is committed: a write whose slot was merely cut from this node's log may still be
+ * committed from another node's copy, and waits until a commit decides.
  */
 export class ProposalDroppedError extends RaftError {
   readonly code = 'ProposalDropped';
