@@ -74,8 +74,16 @@ export class InvariantChecker {
   /** The simulator moves to a new step; violations found now carry it. */
   at(step: number, timeMs: number): void { this.step = step; this.timeMs = timeMs; }
 
+  /**
+   * The first violation found. Hooks called from inside an actor (applied, logWritten) throw into
+   * that actor, which would only crash its node; the simulation rethrows this after the step.
+   */
+  violation: InvariantViolationError | null = null;
+
   fail(invariant: string, detail: string): never {
-    throw new InvariantViolationError(invariant, this.seed, this.step, this.timeMs, detail);
+    const err = new InvariantViolationError(invariant, this.seed, this.step, this.timeMs, detail);
+    this.violation ??= err;
+    throw err;
   }
 
   private memory(id: NodeId): NodeMemory {

@@ -208,6 +208,7 @@ export class Simulation {
     }
     if (++this.stats.steps > this.maxSteps) throw new SimulationError(`more than ${this.maxSteps} steps`, this.seed);
     await hop(); // promise continuations (asks answered, async handlers) belong to this step
+    if (this.checker.violation !== null) throw this.checker.violation;
     this.checkInvariants();
     return true;
   }
