@@ -98,6 +98,15 @@ export class SimDisk {
     return all;
   }
 
+  /**
+   * The file as the OS shows it: durable bytes, then the page cache. A process that restarts
+   * without a power loss (its node failed on its own) reads this: its unsynced writes are still there.
+   */
+  readAll(): Uint8Array {
+    if (this.pendingLength === 0) return this.durableBytes();
+    return concat([this.durableBytes(), ...this.pending], this.durableLength + this.pendingLength);
+  }
+
   /** Replaces the durable content (recovery truncating a torn tail). Only with nothing pending. */
   rewrite(bytes: Uint8Array): void {
     if (this.pendingLength > 0) throw new Error(`${this.file}: rewrite with unsynced writes pending`);
@@ -108,7 +117,7 @@ export class SimDisk {
   /** Flips one byte of the durable file (a test of corruption handling). */
   corrupt(offset: number): void {
     const all = this.durableBytes();
-    if (!(offset >= 0 && offset < all.byteLength)) throw new RangeError(`${this.file}: offset ${offset} outside 0..${all.byteLength - 1}`);
+    if (!Number.isInteger(offset) || !(offset >= 0 && offset < all.byteLength)) throw new RangeError(`${this.file}: offset ${offset} outside 0..${all.byteLength - 1}`);
     all[offset] ^= 0xff;
   }
 

@@ -24,7 +24,7 @@ import type { Entry, LogIndex, NodeId, Term } from '../actors/raft/core/types';
 import type { CoreStatus } from '../actors/raft/core/io';
 import type { DurableView } from './sim-storage';
 
-/** A safety invariant failed. `replay` is the command that reproduces it. */
+/** A safety invariant failed, at `step` of the run of `seed` (replay the seed to see it again). */
 export class InvariantViolationError extends Error {
   readonly code = 'InvariantViolation';
   constructor(readonly invariant: string, readonly seed: number, readonly step: number, readonly timeMs: number, readonly detail: string) {
@@ -61,11 +61,11 @@ export class InvariantChecker {
   /** Per committed index: the entry's term, and the lowest term in which it was seen committed. */
   private readonly committedTerm: number[] = [];
   private readonly commitSeenInTerm: number[] = [];
-  /** index:term -> hash chain, over every log ever seen. */
-  private readonly chains = new Map<string, string>();
+  /** index:term -> hash chain and the node that wrote it first, over every log ever seen. */
+  private readonly chains = new Map<string, { hash: string; node: NodeId }>();
   /** Per applied index: a hash of the entry applied; per applied index: the state hash seen there. */
-  private readonly appliedEntry: string[] = [];
-  private readonly stateHash = new Map<number, string>();
+  private readonly appliedEntry: { hash: string; node: NodeId }[] = [];
+  private readonly stateHash = new Map<number, { hash: string; node: NodeId }>();
   private step = 0;
   private timeMs = 0;
 
@@ -203,8 +203,8 @@ export class InvariantChecker {
       const h = createHash('sha1').update(prev).update(`|${e.term}|`).update(entryContent(e)).digest('base64');
       const key = `${e.index}:${e.term}`;
       const seen = this.chains.get(key);
-      if (seen === undefined) this.chains.set(key, h);
-      else if (seen !== h) this.fail('log matching', `node ${id} holds index ${e.index} term ${e.term} with a different history than another node`);
+      if (seen === undefined) this.chains.set(key, { hash: h, node: id });
+      else if (seen.hash !== h) this.fail('log matching', `node ${id} holds index ${e.index} term ${e.term} with a different history than node ${seen.node}`);
       m.chain.push(h);
       m.terms.push(e.term);
     }
@@ -216,14 +216,14 @@ export class InvariantChecker {
     for (const e of entries) {
       const h = createHash('sha1').update(`${e.term}|`).update(entryContent(e)).digest('base64');
       const seen = this.appliedEntry[e.index];
-      if (seen === undefined) this.appliedEntry[e.index] = h;
-      else if (seen !== h) this.fail('state machine safety', `node ${id} applied a different entry at index ${e.index} (term ${e.term}) than another node`);
+      if (seen === undefined) this.appliedEntry[e.index] = { hash: h, node: id };
+      else if (seen.hash !== h) this.fail('state machine safety', `node ${id} applied a different entry at index ${e.index} (term ${e.term}) than node ${seen.node}`);
     }
     if (stateHash === undefined || entries.length === 0) return;
     const at = entries[entries.length - 1].index;
     const seen = this.stateHash.get(at);
-    if (seen === undefined) this.stateHash.set(at, stateHash);
-    else if (seen !== stateHash) this.fail('state machine safety', `node ${id} has state hash ${stateHash} at applied index ${at}, another node had ${seen}`);
+    if (seen === undefined) this.stateHash.set(at, { hash: stateHash, node: id });
+    else if (seen.hash !== stateHash) this.fail('state machine safety', `node ${id} has state hash ${stateHash} at applied index ${at}, node ${seen.node} had ${seen.hash}`);
   }
 
   /** Highest index known committed. */

@@ -85,9 +85,12 @@ export class SimStorageActor implements Actor<StorageMsg> {
   started(ctx: ActorContext): void {
     this.ctx = ctx;
     const { disk } = this.args.nodeDisk;
-    const bytes = disk.durableBytes();
+    // After a power loss nothing is pending; after a process restart the page cache still holds
+    // the previous process's unsynced writes, and they are part of the file.
+    const bytes = disk.readAll();
     const replay = replayRecords(bytes, disk.file);
     if (replay.tornBytes > 0) {
+      // A torn tail only follows a power loss, which leaves nothing pending: the cut is on durable bytes.
       disk.rewrite(bytes.slice(0, replay.validBytes));
       this.args.nodeDisk.tornBytesRecovered += replay.tornBytes;
       ctx.logger.warn({ file: disk.file, tornBytes: replay.tornBytes }, 'recovery cut a torn tail');
@@ -99,11 +102,14 @@ export class SimStorageActor implements Actor<StorageMsg> {
         case 'append': this.store.append(decodeEntries(rec.entries)); break;
       }
     }
-    this.args.nodeDisk.view.rebuild(replay.records);
+    this.args.nodeDisk.view.rebuild(replayRecords(disk.durableBytes(), disk.file).records);
     this.args.onLogWrite?.(1 as LogIndex, this.store.log);
   }
 
   receive(msg: StorageMsg): unknown {
+    // Our process is dead once the disk's generation moved on: nothing reaches the disk or the
+    // checker, and nobody hears back.
+    if (msg.type !== 'getInitialState' && msg.type !== 'getEntries' && this.args.nodeDisk.disk.generation !== this.generation) return new DeferredReply();
     switch (msg.type) {
       case 'getInitialState':
         return { hardState: this.store.hardState, entries: encodeEntries(this.store.log) } satisfies StoredState;

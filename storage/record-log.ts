@@ -3,8 +3,9 @@
  * state, appended entries, a truncation) is one checksummed record. The simulator's disk writes it
  * today; a file-backed storage writes the same bytes to a file.
  *
- * Record: `u32 bodyLength | u32 crc32(body) | body`, body = `u8 type | fields`. Integers are u53 as
- * two big-endian u32 halves, as in the wire codec.
+ * Record: `u32 bodyLength | u32 checksum | body`, body = `u8 type | fields`; the checksum is crc32 of
+ * the length field and the body, so a damaged length is caught too. Integers are u53 as two
+ * big-endian u32 halves, as in the wire codec.
  *
  * Recovery (`replayRecords`) follows DESIGN.md section 4: a record cut short at the end of the file
  * (a torn write) or a final record whose checksum fails is dropped and reported as a torn tail;
@@ -32,6 +33,11 @@ export class CorruptLogError extends Error {
     super(`${file}: corrupt record at byte offset ${offset}: ${reason}; refusing to start (restore the file or remove the node's data and rejoin it)`);
     this.name = 'CorruptLogError';
   }
+}
+
+/** crc32 over a record's length field and body (the checksum field itself is skipped). */
+export function checksum(bytes: Uint8Array, start: number, end: number): number {
+  return crc32(bytes.subarray(start + 8, end), crc32(bytes.subarray(start, start + 4)));
 }
 
 function putU53(view: DataView, at: number, v: number): void {
@@ -71,7 +77,7 @@ export function encodeRecord(rec: LogRecord): Uint8Array {
       putU53(view, HEADER_BYTES + 1, rec.from);
       break;
   }
-  view.setUint32(4, crc32(out.subarray(HEADER_BYTES)));
+  view.setUint32(4, checksum(out, 0, HEADER_BYTES + bodyLength));
   return out;
 }
 
@@ -103,7 +109,7 @@ export function replayRecords(bytes: Uint8Array, file: string): ReplayResult {
     }
     if (end > bytes.byteLength) return torn;
     const body = bytes.subarray(at + HEADER_BYTES, end);
-    if (crc32(body) !== view.getUint32(at + 4)) {
+    if (checksum(bytes, at, end) !== view.getUint32(at + 4)) {
       if (end === bytes.byteLength) return torn;
       throw new CorruptLogError(file, at, 'checksum mismatch with more records after it');
     }
@@ -124,7 +130,7 @@ function decodeBody(body: Uint8Array, view: DataView, at: number, file: string, 
       return { type: 'hardState', hardState: { currentTerm: getU53(view, at + 1) as Term, votedFor: vote === 0 ? null : (vote as NodeId) } };
     }
     case TYPE.append:
-      return { type: 'append', entries: body.slice(1) };
+      return { type: 'append', entries: new Uint8Array(body.subarray(1)) }; // a copy, even of a Buffer (whose slice shares memory)
     case TYPE.truncate:
       need(9);
       return { type: 'truncate', from: getU53(view, at + 1) as LogIndex };
