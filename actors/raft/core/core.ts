@@ -69,7 +69,15 @@ export class RaftCore {
     this.currentTerm = hardState.currentTerm;
     this.votedFor = hardState.votedFor;
     this.log = new ReplicatedLog(this.id, entries, lastApplied);
-    if (this.log.lastTerm > this.currentTerm) throw new InvariantViolation(`log holds term ${this.log.lastTerm} above currentTerm ${this.currentTerm}`);
+    if (this.log.lastTerm > this.currentTerm) {
+      // The log's last entry reached the disk but the hard state of its term did not (a torn write,
+      // or a storage that keeps them in separate files). We were in that term; no vote of ours in it
+      // was durable, so none was ever sent: take the term, with no vote, and save it.
+      this.currentTerm = this.log.lastTerm;
+      this.votedFor = null;
+      this.saves.markDirty();
+      this.flushHardState();
+    }
     const passive = this.log.lastIndex === 0 || !isVoter(this.membership, this.id);
     this.role = passive ? 'NonVoter' : 'Follower';
     if (!passive) this.electionDeadlineMs = this.randomDeadline();
@@ -350,6 +358,10 @@ export class RaftCore {
   }
 
   private appendLocal(entries: readonly Entry[], truncateFrom: LogIndex | null): void {
+    // A term adopted in this step goes to storage before the entries of that term: storage writes
+    // in order, so a crash can never leave entries of a term the hard state has not reached
+    // (simulator seed 84: a torn write kept the entries and lost the term).
+    this.flushHardState();
     const membershipChanged = this.log.write(entries, truncateFrom);
     this.emit({ type: 'appendLog', entries, truncateFrom });
     if (membershipChanged) this.onMembershipChanged();
