@@ -27,6 +27,13 @@ export interface NetworkFaults {
   /** Chance that a packet is held back by up to `reorderWindowMs` more, overtaken by later ones. */
   readonly reorderProbability: number;
   readonly reorderWindowMs: number;
+  /**
+   * Chance that an answer (never a request) is held back by a long delay, uniform in
+   * [longAnswerDelayMinMs, longAnswerDelayMaxMs): the 6.824 lab's "long reordering". Default 0.
+   */
+  readonly longAnswerDelayProbability?: number;
+  readonly longAnswerDelayMinMs?: number;
+  readonly longAnswerDelayMaxMs?: number;
 }
 
 /** A reliable, fast network: what the heal phase and the 6.824 "reliable" tests use. */
@@ -45,6 +52,12 @@ export function validateFaults(f: NetworkFaults): NetworkFaults {
   }
   for (const k of ['minDelayMs', 'meanExtraDelayMs', 'reorderWindowMs'] as const) {
     if (typeof f[k] !== 'number' || !(f[k] >= 0 && Number.isFinite(f[k]))) throw new RangeError(`network fault ${k} must be a finite number >= 0, got ${String(f[k])}`);
+  }
+  const p = f.longAnswerDelayProbability ?? 0;
+  const [lo, hi] = [f.longAnswerDelayMinMs ?? 0, f.longAnswerDelayMaxMs ?? 0];
+  if (typeof p !== 'number' || !(p >= 0 && p <= 1)) throw new RangeError(`network fault longAnswerDelayProbability must be a number in [0, 1], got ${String(p)}`);
+  if (!(lo >= 0 && Number.isFinite(lo)) || !(hi >= lo && Number.isFinite(hi))) {
+    throw new RangeError(`network faults longAnswerDelayMinMs/MaxMs must be finite with 0 <= min <= max, got ${String(lo)}/${String(hi)}`);
   }
   return Object.freeze({ ...f });
 }
@@ -73,6 +86,8 @@ interface Packet {
   readonly toIncarnation: number;
   readonly run: () => void;
   readonly label: string;
+  /** An RPC's answer (or error) on its way back, rather than a request. */
+  readonly answer: boolean;
 }
 
 export class SimNetwork {
@@ -162,8 +177,8 @@ export class SimNetwork {
       if (answer === null) { this.stats.deadNodeDrops++; return; }
       this.stats.delivered++;
       answer.then(
-        (bytes) => this.transmit({ from: to, to: from, fromIncarnation: toInc, toIncarnation: inc, label: `resp ${to}>${from}`, run: () => deliverAnswer(() => reply.resolve(bytes)) }),
-        (err: Error) => this.transmit({ from: to, to: from, fromIncarnation: toInc, toIncarnation: inc, label: `err ${to}>${from}`, run: () => deliverAnswer(() => reply.reject(err)) }),
+        (bytes) => this.transmit({ from: to, to: from, fromIncarnation: toInc, toIncarnation: inc, answer: true, label: `resp ${to}>${from}`, run: () => deliverAnswer(() => reply.resolve(bytes)) }),
+        (err: Error) => this.transmit({ from: to, to: from, fromIncarnation: toInc, toIncarnation: inc, answer: true, label: `err ${to}>${from}`, run: () => deliverAnswer(() => reply.reject(err)) }),
       );
     };
     const deliverAnswer = (settle: () => void): void => {
@@ -171,7 +186,7 @@ export class SimNetwork {
       this.stats.delivered++;
       settle();
     };
-    this.transmit({ from, to, fromIncarnation: inc, toIncarnation: toInc, label: `req ${from}>${to}`, run: request });
+    this.transmit({ from, to, fromIncarnation: inc, toIncarnation: toInc, answer: false, label: `req ${from}>${to}`, run: request });
   }
 
   private transmit(p: Packet): void {
@@ -196,6 +211,11 @@ export class SimNetwork {
     if (f.reorderProbability > 0 && this.random.nextFloat() < f.reorderProbability) {
       this.stats.reordered++;
       delay += this.random.nextFloat() * f.reorderWindowMs;
+    }
+    if (p.answer && (f.longAnswerDelayProbability ?? 0) > 0 && this.random.nextFloat() < f.longAnswerDelayProbability!) {
+      this.stats.reordered++;
+      const lo = f.longAnswerDelayMinMs ?? 0;
+      delay += lo + this.random.nextFloat() * ((f.longAnswerDelayMaxMs ?? lo) - lo);
     }
     this.clock.setTimeout(() => {
       // A partition made while the packet was in flight catches it too.
