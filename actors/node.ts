@@ -15,10 +15,10 @@ import type { Actor, ActorContext, ActorRef, ActorSpec, Placement } from '../run
 import { LOCAL, onArbiter } from '../runtime/actor';
 import type { ActorSystem } from '../runtime/system';
 import { Supervisor } from '../runtime/supervisor';
-import { AskTimeoutError } from '../runtime/errors';
+import { ActorGoneError, AskTimeoutError } from '../runtime/errors';
 import { buildConfig, type RaftConfig } from './raft/core/config';
 import { MAX_PAYLOAD_BYTES } from './raft/codec';
-import { MalformedMessageError } from './raft/core/errors';
+import { MalformedMessageError, NodeStoppedError } from './raft/core/errors';
 import { nodeId, type NodeId } from './raft/core/types';
 import { APPLY_ACTOR_MODULE, ApplyActor, type ApplyArgs, type ApplyMsg } from './apply/apply-actor';
 import type { StateMachineSpec } from './apply/state-machine';
@@ -162,7 +162,12 @@ export class RaftNode {
     if (payload.byteLength > MAX_PAYLOAD_BYTES) throw new MalformedMessageError(`payload of ${payload.byteLength} bytes exceeds ${MAX_PAYLOAD_BYTES}`);
     // Only an absent mode defaults; anything else given is validated by the Raft actor.
     const responseMode = opts.responseMode === undefined ? 'committed' : opts.responseMode;
-    return this.raft.ask<ClientWriteResponse>({ type: 'clientWrite', payload, responseMode }, opts.timeoutMs ?? 30_000);
+    return this.raft.ask<ClientWriteResponse>({ type: 'clientWrite', payload, responseMode }, opts.timeoutMs ?? 30_000).catch((err: unknown) => {
+      // The Raft actor stopped while the write waited in its mailbox or for commit: as documented,
+      // that is NodeStoppedError (outcome unknown), not the runtime's ActorGoneError (found by the 6.824 port).
+      if (err instanceof ActorGoneError) throw new NodeStoppedError(this.id);
+      throw err;
+    });
   }
 
   /** The latest published metrics (null before the Raft actor has started). */
