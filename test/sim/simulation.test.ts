@@ -282,6 +282,53 @@ describe('Simulation', function () {
     });
   });
 
+  describe('client outcomes', () => {
+    // A write whose slot is cut from the deposed leader's log can still commit from another node's
+    // copy. It used to be failed with ProposalDroppedError ("never applied, safe to retry") at the
+    // cut; a retry would then apply it twice. It must wait for a commit at its index to decide.
+    it('a write cut from the old leader\'s log but committed from a follower\'s copy succeeds', async () => {
+      await withSim({ seed: 16, nodes: 5 }, async (sim) => {
+        const all = sim.ids;
+        const L = await leaderOf(sim);
+        await writeViaLeader(sim, put('warm', 'up'));
+        const [F, ...others] = all.filter((id) => id !== L);
+        // 1. Only F hears L: the write reaches L and F, two of five, so it cannot commit.
+        for (const o of others) sim.network.cut(L, o);
+        const before = sim.inspect(L)!.status.lastLogIndex;
+        const term = sim.inspect(L)!.status.currentTerm;
+        const x = sim.node(L).clientWrite(encodeKv({ op: 'append', key: 'x', value: 'once' }), { timeoutMs: 60_000 }).then((r) => r, (e: Error) => e);
+        await sim.runUntil(() => sim.inspect(L)!.status.lastLogIndex > before, { timeoutMs: 1_000, what: 'the write proposed' });
+        const k = sim.inspect(L)!.status.lastLogIndex;
+        await sim.runUntil(() => sim.inspect(F)!.status.lastLogIndex >= k, { timeoutMs: 1_000, what: 'F holding the write' });
+        // L stays leader while isolated (no check-quorum), so its term stays put.
+        sim.network.isolate(L, all);
+        sim.network.isolate(F, all);
+        // 2. The other three elect c; its appends to the other two are held, so its blank at k reaches only L.
+        const votedFor = (c: number) => others.filter((o) => o !== c).every((o) => sim.inspect(o)!.status.votedFor === c && sim.inspect(o)!.status.currentTerm === sim.inspect(c)!.status.currentTerm);
+        await sim.runUntil(() => others.some(votedFor), { timeoutMs: 5_000, what: 'a candidate with both votes' });
+        const c = others.find(votedFor)!;
+        const rest = others.filter((o) => o !== c);
+        for (const o of rest) sim.network.clog(c, o);
+        await sim.runUntil(() => sim.inspect(c)!.status.role === 'Leader', { timeoutMs: 1_000, what: `node ${c} leading` });
+        sim.network.uncut(c, L);
+        sim.network.uncut(L, c);
+        await sim.runUntil(() => sim.inspect(L)!.termAt(k as LogIndex) !== term, { timeoutMs: 2_000, what: 'the old leader\'s slot cut and overwritten' });
+        // 3. F and the two nodes without c's blank elect F, whose copy of the write commits.
+        sim.network.isolate(c, all);
+        sim.network.isolate(L, all);
+        for (const o of rest) { sim.network.uncut(F, o); sim.network.uncut(o, F); }
+        await sim.runUntil(() => sim.inspect(F)!.status.role === 'Leader' && sim.inspect(F)!.status.commitIndex > k, { timeoutMs: 10_000, what: 'F leading and committing past the write' });
+        expect(sim.inspect(F)!.termAt(k as LogIndex)).to.equal(term);
+        // 4. Heal: the old leader learns the commit, and its client hears the truth.
+        sim.network.heal();
+        const outcome = await sim.settle(x, 30_000);
+        expect(outcome).to.not.be.instanceOf(Error);
+        expect(outcome).to.deep.include({ index: k, term });
+        await sim.runUntil(() => all.every((id) => kvGet(sim, id, 'x') === 'once'), { timeoutMs: 10_000, what: 'every node applying the write once' });
+      });
+    });
+  });
+
   describe('checking', () => {
     it('a state machine that diverges between nodes is caught, naming the invariant, seed and step', async () => {
       // Nondeterministic application: each node stores its own id with every put.
