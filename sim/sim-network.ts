@@ -219,7 +219,7 @@ export class SimNetwork {
     }
     this.clock.setTimeout(() => {
       // A partition made while the packet was in flight catches it too.
-      if (this.blocked.has(linkKey(p.from, p.to))) { this.stats.partitionDrops++; return; }
+      if (this.blocked.has(linkKey(p.from, p.to))) { this.stats.partitionDrops++; this.trace(`cut in flight ${p.label}`); return; }
       this.trace(`deliver ${p.label}`);
       p.run();
     }, delay);

@@ -100,9 +100,12 @@ export class NodeDownError extends Error {
 
 /** The state machine the Apply actor sees: the application's, with every batch reported to the checker. */
 class ObservedStateMachine implements StateMachine {
-  constructor(private readonly sm: StateMachine, private readonly onApplied: (entries: readonly Entry[]) => void) {}
+  /** Present only when the application's state machine answers queries, so the Apply actor can tell. */
+  readonly query?: (q: unknown) => unknown;
+  constructor(private readonly sm: StateMachine, private readonly onApplied: (entries: readonly Entry[]) => void) {
+    if (sm.query) this.query = (q) => sm.query!(q);
+  }
   lastApplied(): LogIndex | Promise<LogIndex> { return this.sm.lastApplied(); }
-  query(q: unknown): unknown { return this.sm.query ? this.sm.query(q) : undefined; }
   apply(entries: readonly Entry[]): readonly unknown[] | Promise<readonly unknown[]> {
     const out = this.sm.apply(entries);
     if (out instanceof Promise) return out.then((r) => { this.onApplied(entries); return r; });

@@ -100,6 +100,34 @@ describe('linearizability checker', function () {
     });
   });
 
+  describe('key-value compare-and-set (the simulator workload)', () => {
+    const kv = (c: number, input: KvInput, call: number, output: KvOutput, ret: number): Operation<KvInput, KvOutput> => ({ clientId: c, input, call, output, return: ret });
+    it('a cas that succeeded saw its expected value, and one that failed saw another', () => {
+      const ok = [
+        kv(0, { op: 'put', key: 'k', value: 'a' }, 0, undefined, 1),
+        kv(1, { op: 'cas', key: 'k', expected: 'a', value: 'b' }, 2, true, 3),
+        kv(0, { op: 'cas', key: 'k', expected: 'a', value: 'c' }, 4, false, 5),
+        kv(1, { op: 'get', key: 'k' }, 6, 'b', 7),
+      ];
+      expect(checkOperations(kvModel, ok).verdict).to.equal('ok');
+      const lies = [kv(0, { op: 'put', key: 'k', value: 'a' }, 0, undefined, 1), kv(1, { op: 'cas', key: 'k', expected: 'a', value: 'b' }, 2, false, 3)];
+      expect(checkOperations(kvModel, lies).verdict).to.equal('illegal');
+    });
+
+    it("'' as the expected value matches a missing key", () => {
+      const ops = [kv(0, { op: 'cas', key: 'k', expected: '', value: 'x' }, 0, true, 1), kv(1, { op: 'get', key: 'k' }, 2, 'x', 3)];
+      expect(checkOperations(kvModel, ops).verdict).to.equal('ok');
+    });
+
+    it('a cas of unknown outcome may or may not have taken effect', () => {
+      const unknownCas = { ...pendingOperation<KvInput, KvOutput>(0, { op: 'cas', key: 'k', expected: '', value: 'x' }, 0) };
+      for (const seen of ['x', '']) {
+        expect(checkOperations(kvModel, [unknownCas, kv(1, { op: 'get', key: 'k' }, 5, seen, 6)]).verdict, `get saw '${seen}'`).to.equal('ok');
+      }
+      expect(checkOperations(kvModel, [unknownCas, kv(1, { op: 'get', key: 'k' }, 5, 'y', 6)]).verdict).to.equal('illegal');
+    });
+  });
+
   describe('hand-written histories', () => {
     it('accepts a trivially linearizable sequential history', () => {
       const ops = [
