@@ -243,19 +243,15 @@ class Nemesis {
         break;
       }
       case 'crash': {
-        const down = ids.filter((id) => !sim.isUp(id)).length;
-        const up = sim.upNodes();
-        if (down >= Math.floor((ids.length - 1) / 2) || up.length === 0) return;
-        const victim = up[this.random.nextInt(0, up.length)];
+        const victim = this.crashVictim();
+        if (victim === null) return;
         await sim.crash(victim);
         this.restartAt.set(victim, sim.now() + 100 + this.random.nextFloat() * 1_500);
         break;
       }
       case 'torn-write': {
-        const down = ids.filter((id) => !sim.isUp(id)).length;
-        const up = sim.upNodes();
-        if (down >= Math.floor((ids.length - 1) / 2) || up.length === 0) return;
-        this.tearNext = up[this.random.nextInt(0, up.length)];
+        this.tearNext = this.crashVictim();
+        if (this.tearNext === null) return;
         sim.disk(this.tearNext).slowFactor = 100;
         break;
       }
@@ -280,6 +276,13 @@ class Nemesis {
     this.restartAt.clear();
     this.tearNext = null;
     for (const id of sim.ids) if (!sim.isUp(id)) await sim.restart(id);
+  }
+
+  /** A running node to crash, unless a minority is already down (then null). */
+  private crashVictim(): NodeId | null {
+    const up = this.sim.upNodes();
+    if (this.sim.ids.length - up.length >= Math.floor((this.sim.ids.length - 1) / 2) || up.length === 0) return null;
+    return up[this.random.nextInt(0, up.length)];
   }
 
   private twoDistinct(): [NodeId, NodeId] {

@@ -50,7 +50,6 @@ interface NodeMemory {
   diskVote: number | null;
   /** log-matching hash chain of this node's (page cache) log: chain[i-1] for index i. */
   chain: string[];
-  terms: number[];
 }
 
 export class InvariantChecker {
@@ -88,7 +87,7 @@ export class InvariantChecker {
 
   private memory(id: NodeId): NodeMemory {
     let m = this.mem.get(id);
-    if (!m) { m = { term: 0, votedFor: null, commit: 0, applied: 0, role: 'NonVoter', diskTerm: 0, diskVote: null, chain: [], terms: [] }; this.mem.set(id, m); }
+    if (!m) { m = { term: 0, votedFor: null, commit: 0, applied: 0, role: 'NonVoter', diskTerm: 0, diskVote: null, chain: [] }; this.mem.set(id, m); }
     return m;
   }
 
@@ -196,7 +195,7 @@ export class InvariantChecker {
   logWritten(id: NodeId, truncateFrom: LogIndex | null, entries: readonly Entry[]): void {
     this.checks++;
     const m = this.memory(id);
-    if (truncateFrom !== null && truncateFrom - 1 < m.chain.length) { m.chain.length = truncateFrom - 1; m.terms.length = truncateFrom - 1; }
+    if (truncateFrom !== null && truncateFrom - 1 < m.chain.length) m.chain.length = truncateFrom - 1;
     for (const e of entries) {
       if (e.index !== m.chain.length + 1) this.fail('log matching', `node ${id} wrote index ${e.index} after index ${m.chain.length}`);
       const prev = m.chain.length === 0 ? '' : m.chain[m.chain.length - 1];
@@ -206,7 +205,6 @@ export class InvariantChecker {
       if (seen === undefined) this.chains.set(key, { hash: h, node: id });
       else if (seen.hash !== h) this.fail('log matching', `node ${id} holds index ${e.index} term ${e.term} with a different history than node ${seen.node}`);
       m.chain.push(h);
-      m.terms.push(e.term);
     }
   }
 

@@ -12,7 +12,7 @@ import type { Actor, ActorContext } from '../runtime/actor';
 import { DeferredReply } from '../runtime/actor';
 import { decodeEntries, encodeEntries } from '../actors/raft/codec';
 import type { Entry, HardState, LogIndex, Term } from '../actors/raft/core/types';
-import { MemoryStore } from '../storage/memory-storage';
+import { MemoryStore, validIndex } from '../storage/memory-storage';
 import { encodeRecord, type LogRecord, replayRecords } from '../storage/record-log';
 import { StorageContractError, type StorageMsg, type StoredState } from '../storage/storage';
 import type { SimDisk } from './disk';
@@ -102,7 +102,7 @@ export class SimStorageActor implements Actor<StorageMsg> {
         case 'append': this.store.append(decodeEntries(rec.entries)); break;
       }
     }
-    this.args.nodeDisk.view.rebuild(replayRecords(disk.durableBytes(), disk.file).records);
+    this.args.nodeDisk.view.rebuild(disk.hasUnsynced() ? replayRecords(disk.durableBytes(), disk.file).records : replay.records);
     this.args.onLogWrite?.(1 as LogIndex, this.store.log);
   }
 
@@ -114,7 +114,7 @@ export class SimStorageActor implements Actor<StorageMsg> {
       case 'getInitialState':
         return { hardState: this.store.hardState, entries: encodeEntries(this.store.log) } satisfies StoredState;
       case 'getEntries':
-        return encodeEntries(this.store.slice(index(msg.from, 'from'), index(msg.toExclusive, 'toExclusive')));
+        return encodeEntries(this.store.slice(validIndex(msg.from, 'from'), validIndex(msg.toExclusive, 'toExclusive')));
       case 'saveHardState': {
         const hs: HardState = { currentTerm: msg.hardState.currentTerm, votedFor: msg.hardState.votedFor };
         this.store.hardState = hs;
@@ -127,29 +127,21 @@ export class SimStorageActor implements Actor<StorageMsg> {
         return this.write([{ rec: { type: 'append', entries: msg.entries }, entries }], last);
       }
       case 'replicateEntries': {
-        // Validate everything before changing anything: a refused write leaves the log as it was.
         const entries = decodeEntries(msg.entries);
-        const from = msg.truncateFrom === null ? null : index(msg.truncateFrom, 'truncateFrom');
-        if (from !== null && from < 1) throw new StorageContractError(`truncate from ${from}: indexes start at 1`);
-        const end = from === null ? this.store.lastIndex() : Math.min(from - 1, this.store.lastIndex());
-        if (entries.length > 0 && entries[0].index !== end + 1) throw new StorageContractError(`replicate at index ${entries[0].index} leaves a gap after index ${end}`);
+        const from = msg.truncateFrom === null ? null : validIndex(msg.truncateFrom, 'truncateFrom');
+        const { last, truncated } = this.store.replicate(from, entries);
         const recs: { rec: LogRecord; entries?: readonly Entry[] }[] = [];
-        if (from !== null && from <= this.store.lastIndex()) {
-          this.store.truncate(from);
-          recs.push({ rec: { type: 'truncate', from } });
-        }
-        const last = this.store.append(entries);
+        if (truncated) recs.push({ rec: { type: 'truncate', from: from! } });
         if (entries.length > 0) recs.push({ rec: { type: 'append', entries: msg.entries }, entries });
         this.args.onLogWrite?.(from, entries);
         return this.write(recs, last);
       }
       case 'truncate': {
-        const from = index(msg.from, 'from');
-        if (from < 1) throw new StorageContractError(`truncate from ${from}: indexes start at 1`);
-        const recs = from <= this.store.lastIndex() ? [{ rec: { type: 'truncate', from } as LogRecord }] : [];
-        this.store.truncate(from);
-        if (recs.length > 0) this.args.onLogWrite?.(from, []);
-        return this.write(recs, undefined);
+        const from = validIndex(msg.from, 'from');
+        const cut = from <= this.store.lastIndex();
+        this.store.truncate(from); // refuses an index below 1
+        if (cut) this.args.onLogWrite?.(from, []);
+        return this.write(cut ? [{ rec: { type: 'truncate', from } }] : [], undefined);
       }
       default: {
         const never: never = msg;
@@ -188,9 +180,4 @@ export class SimStorageActor implements Actor<StorageMsg> {
     this.waitingValues = [];
     for (let i = 0; i < replies.length; i++) replies[i].resolve(values[i]);
   }
-}
-
-function index(v: unknown, what: string): LogIndex {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new StorageContractError(`${what} must be a non-negative integer, got ${String(v)}`);
-  return v as LogIndex;
 }

@@ -404,10 +404,9 @@ export class Simulation {
 
   private checkInvariants(): void {
     this.checker.at(this.stats.steps, this.now());
-    for (const n of this.nodes.values()) {
-      if (!n.handle) continue;
-      const view = this.system.localActor<RaftActor>(raftActorId(n.id))?.inspect();
-      if (view) this.checker.observe(n.id, view);
+    for (const id of this.ids) {
+      const view = this.inspect(id);
+      if (view) this.checker.observe(id, view);
     }
   }
 }

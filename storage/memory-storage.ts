@@ -30,6 +30,22 @@ export class MemoryStore {
     if (from <= this.lastIndex()) this.log.length = from - 1;
   }
 
+  /**
+   * The follower path: if `from` is set, delete entries at index >= from, then append. Validates
+   * everything before changing anything, so a refused write leaves the log as it was. Returns the
+   * new last index, and whether entries were actually cut.
+   */
+  replicate(from: LogIndex | null, entries: readonly Entry[]): { readonly last: LogIndex; readonly truncated: boolean } {
+    if (from !== null && from < 1) throw new StorageContractError(`truncate from ${from}: indexes start at 1`);
+    const end = from === null ? this.lastIndex() : Math.min(from - 1, this.lastIndex());
+    if (entries.length > 0 && entries[0].index !== end + 1) {
+      throw new StorageContractError(`replicate at index ${entries[0].index} leaves a gap after index ${end}`);
+    }
+    const truncated = from !== null && from <= this.lastIndex();
+    if (from !== null) this.truncate(from);
+    return { last: this.append(entries), truncated };
+  }
+
   slice(from: LogIndex, toExclusive: LogIndex): Entry[] {
     const lo = Math.max(1, from);
     const hi = Math.min(toExclusive, this.lastIndex() + 1);
@@ -37,7 +53,8 @@ export class MemoryStore {
   }
 }
 
-function validIndex(v: unknown, what: string): LogIndex {
+/** A log index from a storage message, checked: a non-negative safe integer, else StorageContractError. */
+export function validIndex(v: unknown, what: string): LogIndex {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new StorageContractError(`${what} must be a non-negative integer, got ${String(v)}`);
   return v as LogIndex;
 }
@@ -55,18 +72,8 @@ export class MemoryStorageActor implements Actor<StorageMsg> {
         return undefined;
       case 'appendEntries':
         return this.store.append(decodeEntries(msg.entries));
-      case 'replicateEntries': {
-        // Validate everything before deleting anything: a refused write must leave the log as it was.
-        const entries = decodeEntries(msg.entries);
-        const from = msg.truncateFrom === null ? null : validIndex(msg.truncateFrom, 'truncateFrom');
-        if (from !== null && from < 1) throw new StorageContractError(`truncate from ${from}: indexes start at 1`);
-        const end = from === null ? this.store.lastIndex() : Math.min(from - 1, this.store.lastIndex());
-        if (entries.length > 0 && entries[0].index !== end + 1) {
-          throw new StorageContractError(`replicate at index ${entries[0].index} leaves a gap after index ${end}`);
-        }
-        if (from !== null) this.store.truncate(from);
-        return this.store.append(entries);
-      }
+      case 'replicateEntries':
+        return this.store.replicate(msg.truncateFrom === null ? null : validIndex(msg.truncateFrom, 'truncateFrom'), decodeEntries(msg.entries)).last;
       case 'truncate':
         this.store.truncate(validIndex(msg.from, 'from'));
         return undefined;
