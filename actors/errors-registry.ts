@@ -5,7 +5,8 @@
  */
 import { registerErrorClass } from '../runtime/errors';
 import {
-  ForwardToLeaderError, InoperableConfigError, InvalidConfigError, InvariantViolation, MalformedMessageError,
+  ConfigChangeAbortedError, ConfigChangeInProgressError, NodeNotLeaderError, NoopConfigChangeError,
+  type ConfigChangeAbortReason, ForwardToLeaderError, InoperableConfigError, InvalidConfigError, InvariantViolation, MalformedMessageError,
   NodeStoppedError, NotAllowedError, ProposalDroppedError,
 } from './raft/core/errors';
 import type { Membership, NodeId } from './raft/core/types';
@@ -24,3 +25,7 @@ registerErrorClass('InvariantViolation', (p) => new InvariantViolation(str(p.rea
 registerErrorClass('Unreachable', (p) => new UnreachableError(Number(p.target), str(p.reason)));
 registerErrorClass('StorageContract', (p) => new StorageContractError(str(p.reason)));
 registerErrorClass('NodeStopped', (p) => new NodeStoppedError(Number(p.nodeId)));
+registerErrorClass('NodeNotLeader', (p) => new NodeNotLeaderError((p.leaderId ?? null) as NodeId | null));
+registerErrorClass('Noop', (p) => new NoopConfigChangeError(p.membership as Membership));
+registerErrorClass('ConfigChangeInProgress', (p) => new ConfigChangeInProgressError(str(p.reason)));
+registerErrorClass('ConfigChangeAborted', (p) => new ConfigChangeAbortedError(p.reason as ConfigChangeAbortReason, p.mayStillComplete === true, str(p.detail)));

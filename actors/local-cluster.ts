@@ -38,7 +38,12 @@ export class LocalCluster {
   readonly network = new LocalNetwork();
   private readonly nodes = new Map<number, RaftNode>();
 
-  private constructor(readonly system: ActorSystem, readonly ids: readonly NodeId[]) {}
+  private constructor(readonly system: ActorSystem, private readonly opts: LocalClusterOptions) {}
+
+  /** The ids of the running nodes, ascending (changes with addNode and stopNode). */
+  get ids(): readonly NodeId[] {
+    return [...this.nodes.keys()].sort((a, b) => a - b) as NodeId[];
+  }
 
   static async start(opts: LocalClusterOptions): Promise<LocalCluster> {
     if (!Number.isInteger(opts.size) || opts.size < 1 || opts.size > MAX_CLUSTER_SIZE) {
@@ -46,13 +51,9 @@ export class LocalCluster {
     }
     const system = ActorSystem.create({ seed: opts.seed ?? 1, logger: opts.logger });
     const ids = Array.from({ length: opts.size }, (_, i) => nodeId(i + 1));
-    const cluster = new LocalCluster(system, ids);
+    const cluster = new LocalCluster(system, opts);
     try {
-      const nodes = await Promise.all(ids.map((id) => RaftNode.start({
-        system, id, network: cluster.network.endpointSpec(id), stateMachine: opts.stateMachine,
-        placement: opts.placement, config: opts.config,
-      })));
-      for (const n of nodes) cluster.nodes.set(n.id, n);
+      const nodes = await Promise.all(ids.map((id) => cluster.addNode(id)));
       if (opts.init ?? true) await Promise.all(nodes.map((n) => n.initWithConfig(ids)));
     } catch (err) {
       await cluster.shutdown();
@@ -68,6 +69,32 @@ export class LocalCluster {
   }
 
   all(): RaftNode[] { return [...this.nodes.values()]; }
+
+  /**
+   * Starts a new, pristine node (a NonVoter with an empty log) on the cluster's network. It joins
+   * nothing by itself: propose `{ add: [id] }` (or `addNonVoters`) to the leader.
+   * @example
+   * await cluster.addNode(4);
+   * await cluster.node(leader).proposeConfigChange({ add: [4] });
+   */
+  async addNode(id: number): Promise<RaftNode> {
+    const nid = nodeId(id);
+    if (this.nodes.has(nid)) throw new RangeError(`node ${id} is already running in this cluster`);
+    if (this.nodes.size >= MAX_CLUSTER_SIZE) throw new RangeError(`a LocalCluster runs at most ${MAX_CLUSTER_SIZE} nodes`);
+    const node = await RaftNode.start({
+      system: this.system, id: nid, network: this.network.endpointSpec(nid), stateMachine: this.opts.stateMachine,
+      placement: this.opts.placement, config: this.opts.config,
+    });
+    this.nodes.set(nid, node);
+    return node;
+  }
+
+  /** Stops node `id` (a crash, for MemoryStorage: its state is gone) and forgets it. */
+  async stopNode(id: number): Promise<void> {
+    const node = this.node(id);
+    this.nodes.delete(node.id);
+    await node.stop();
+  }
 
   /**
    * Waits until one leader is seen by every node in `among` (default: every node) in the same

@@ -23,7 +23,8 @@ import { nodeId, type NodeId } from './raft/core/types';
 import { APPLY_ACTOR_MODULE, ApplyActor, type ApplyArgs, type ApplyMsg } from './apply/apply-actor';
 import type { StateMachineSpec } from './apply/state-machine';
 import { MetricsActor, type MetricsListener, type RaftMetrics } from './metrics/metrics';
-import { RAFT_ACTOR_MODULE, type ClientWriteResponse, type ControllerMsg, type RaftActorArgs, type RaftMsg, type ResponseMode } from './raft/raft-actor';
+import { validateConfigChangeRequest, type ConfigChangeRequest } from './raft/core/config-change';
+import { RAFT_ACTOR_MODULE, type ClientWriteResponse, type ConfigChangeResult, type ControllerMsg, type RaftActorArgs, type RaftMsg, type ResponseMode } from './raft/raft-actor';
 import { REPLICATION_STREAM_MODULE, type StreamArgs } from './replication/replication-stream';
 import { MEMORY_STORAGE_MODULE } from '../storage/memory-storage';
 import { raftActorId } from '../network/network';
@@ -149,6 +150,33 @@ export class RaftNode {
     if (!Array.isArray(members)) throw new MalformedMessageError('members must be an array of node ids');
     for (const m of members) if (!Number.isSafeInteger(m) || m < 1) throw new MalformedMessageError(`bad node id ${String(m)}`);
     await this.raft.ask({ type: 'initWithConfig', members: [...members] });
+  }
+
+  /**
+   * Changes the cluster's membership (seed 004's ProposeConfigChange, paper 6). Call it on the
+   * leader. `add` makes nodes voters (new nodes start pristine and are caught up before they vote),
+   * `remove` takes nodes out, `addNonVoters` keeps nodes as non-voting learners (read replicas).
+   * Resolves once the final config is committed, with its index and content. Writes continue
+   * throughout; one change at a time.
+   *
+   * Rejects with: NodeNotLeaderError (leaderId when known); ConfigChangeInProgressError;
+   * NoopConfigChangeError (nothing to change: also what a retry of a finished change gets);
+   * InoperableConfigError (no voters left, or two or more voters shrunk to one);
+   * MalformedMessageError (bad ids, an id in two lists); ConfigChangeAbortedError (leadership lost,
+   * or a new node made no progress for `catchUpTimeoutMs`; `mayStillComplete` says whether the next
+   * leader may finish it); NodeStoppedError or a timeout (outcome unknown).
+   *
+   * @example
+   * await leader.proposeConfigChange({ add: [4, 5] });            // grow 3 -> 5
+   * await leader.proposeConfigChange({ add: [6], remove: [1] });  // replace node 1 (even the leader)
+   */
+  async proposeConfigChange(change: ConfigChangeRequest, opts: { timeoutMs?: number } = {}): Promise<ConfigChangeResult> {
+    const valid = validateConfigChangeRequest(change);
+    const request = Object.fromEntries(Object.entries(valid).map(([k, v]) => [k, [...v]]));
+    return this.raft.ask<ConfigChangeResult>({ type: 'proposeConfigChange', change: request }, opts.timeoutMs ?? 300_000).catch((err: unknown) => {
+      if (err instanceof ActorGoneError) throw new NodeStoppedError(this.id);
+      throw err;
+    });
   }
 
   /**

@@ -5,6 +5,7 @@
  * condition, the demo's progress line).
  */
 import type { Actor } from '../../runtime/actor';
+import type { ConfigChangeStatus } from '../raft/core/config-change';
 import type { LogIndex, Membership, NodeId, RaftRole, Term } from '../raft/core/types';
 
 export interface RaftMetrics {
@@ -15,7 +16,12 @@ export interface RaftMetrics {
   readonly lastApplied: LogIndex;
   readonly commitIndex: LogIndex;
   readonly currentLeader: NodeId | null;
+  /** The config in force: the latest in the log, committed or not (paper 6). */
   readonly membership: Membership;
+  /** The index of the config entry `membership` comes from (0 before any); committed once commitIndex reaches it. */
+  readonly membershipIndex: LogIndex;
+  /** On the leader, the config change under way (phase, target, nodes still catching up); else null. */
+  readonly configChange: ConfigChangeStatus | null;
 }
 
 export type MetricsMsg =
@@ -59,8 +65,17 @@ export class MetricsActor implements Actor<MetricsMsg> {
 export function createMetricsActor(): MetricsActor { return new MetricsActor(); }
 export const METRICS_ACTOR_MODULE = __filename;
 
-/** True when two metrics differ in what must be published at once (role, leader, term, membership). */
+/**
+ * True when two metrics differ in what must be published at once: role, leader, term, membership,
+ * whether the membership is committed, and the phase of a config change.
+ */
 export function isSignificantChange(a: RaftMetrics | null, b: RaftMetrics): boolean {
   return a === null || a.state !== b.state || a.currentLeader !== b.currentLeader || a.currentTerm !== b.currentTerm
-    || a.membership !== b.membership;
+    || a.membership !== b.membership || isMembershipCommitted(a) !== isMembershipCommitted(b)
+    || a.configChange?.phase !== b.configChange?.phase || a.configChange?.awaiting.length !== b.configChange?.awaiting.length;
+}
+
+/** True once the config in force is committed (or was never in the log: pristine, or InitWithConfig's before its entry). */
+export function isMembershipCommitted(m: RaftMetrics): boolean {
+  return m.commitIndex >= m.membershipIndex;
 }

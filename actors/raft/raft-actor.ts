@@ -14,7 +14,8 @@ import type { RaftConfig } from './core/config';
 import { ForwardToLeaderError, MalformedMessageError, NodeStoppedError, NotAllowedError, ProposalDroppedError } from './core/errors';
 import '../errors-registry';
 import type { Command, CoreStatus } from './core/io';
-import type { LogIndex, NodeId, Term } from './core/types';
+import { validateConfigChangeRequest, type ConfigChangeRequest } from './core/config-change';
+import type { LogIndex, Membership, NodeId, Term } from './core/types';
 import type { AppliedMsg, ApplyMsg } from '../apply/apply-actor';
 import { isSignificantChange, type MetricsMsg, type RaftMetrics } from '../metrics/metrics';
 import type { LeadParams, StreamMsg, StreamReport } from '../replication/replication-stream';
@@ -32,10 +33,18 @@ export interface ClientWriteResponse {
   readonly result?: unknown;
 }
 
+/** What a config change resolves to: the index and content of the final, committed config. */
+export interface ConfigChangeResult {
+  readonly index: LogIndex;
+  readonly membership: Membership;
+}
+
 export type RaftMsg =
   | InboundRpc
   | { readonly type: 'clientWrite'; readonly payload: Uint8Array; readonly responseMode: ResponseMode }
   | { readonly type: 'initWithConfig'; readonly members: readonly number[] }
+  /** Answer: ConfigChangeResult once the final config commits, or a typed error (see RaftNode.proposeConfigChange). */
+  | { readonly type: 'proposeConfigChange'; readonly change: ConfigChangeRequest }
   | { readonly type: 'getMetrics' }
   | { readonly type: 'tick' }
   | { readonly type: 'flushWrites' }
@@ -93,6 +102,8 @@ export class RaftActor implements Actor<RaftMsg> {
   private targets = new Set<number>();
   private leadParams: LeadParams | null = null;
   private readonly pendingRpcs = new Map<number, DeferredReply<Uint8Array>>();
+  /** Config changes in progress, by the core's change id. */
+  private readonly pendingChanges = new Map<number, DeferredReply<ConfigChangeResult>>();
   private nextReqId = 1;
   /** Client writes waiting for their batch to be proposed. */
   private queuedWrites: { payload: Uint8Array; mode: ResponseMode; reply: DeferredReply<ClientWriteResponse> }[] = [];
@@ -152,9 +163,11 @@ export class RaftActor implements Actor<RaftMsg> {
     for (const p of this.pending) p.reply.reject(gone);
     for (const w of this.queuedWrites) w.reply.reject(gone);
     for (const r of this.pendingRpcs.values()) r.reject(gone);
+    for (const r of this.pendingChanges.values()) r.reject(gone);
     this.pending = [];
     this.queuedWrites = [];
     this.pendingRpcs.clear();
+    this.pendingChanges.clear();
   }
 
   receive(msg: RaftMsg): unknown {
@@ -179,6 +192,7 @@ export class RaftActor implements Actor<RaftMsg> {
       case 'clientWrite': case 'getMetrics': case 'tick': return undefined; // handled in receive
       case 'flushWrites': return this.flushWrites();
       case 'initWithConfig': return this.onInit(msg.members);
+      case 'proposeConfigChange': return this.onProposeConfigChange(msg.change);
       case 'publishMetrics': return this.publishMetrics(true);
       case 'logPersisted': return this.core.step({ type: 'logPersisted', index: msg.index });
       case 'hardStatePersisted': return this.core.step({ type: 'hardStatePersisted', seq: msg.seq });
@@ -289,6 +303,19 @@ export class RaftActor implements Actor<RaftMsg> {
     return undefined;
   }
 
+  private onProposeConfigChange(change: unknown): unknown {
+    let id: number;
+    try {
+      id = this.core.proposeConfigChange(validateConfigChangeRequest(change));
+    } catch (err) {
+      return replyError(err as Error);
+    }
+    this.log.info({ change, id }, 'config change proposed');
+    const reply = new DeferredReply<ConfigChangeResult>();
+    this.pendingChanges.set(id, reply);
+    return reply;
+  }
+
   // ---- commands ----
 
   private afterStep(): void {
@@ -350,6 +377,18 @@ export class RaftActor implements Actor<RaftMsg> {
       case 'apply':
         this.apply.tell({ type: 'apply', entries: encodeEntries(cmd.entries) });
         return;
+      case 'configChangeSettled': {
+        const r = this.pendingChanges.get(cmd.id);
+        this.pendingChanges.delete(cmd.id);
+        if (cmd.outcome.ok) {
+          this.log.info({ id: cmd.id, index: cmd.outcome.index, membership: cmd.outcome.membership }, 'config change committed');
+          r?.resolve({ index: cmd.outcome.index, membership: cmd.outcome.membership });
+        } else {
+          this.log.warn({ id: cmd.id, err: cmd.outcome.error.message }, 'config change aborted');
+          r?.reject(cmd.outcome.error);
+        }
+        return;
+      }
       default: {
         const never: never = cmd;
         throw new TypeError(`unknown core command ${JSON.stringify((never as { type?: unknown }).type)}`);
@@ -417,6 +456,7 @@ export class RaftActor implements Actor<RaftMsg> {
     return {
       id: s.id, state: s.role, currentTerm: s.currentTerm, lastLogIndex: s.lastLogIndex, lastApplied: s.lastApplied,
       commitIndex: s.commitIndex, currentLeader: s.currentLeader, membership: s.membership,
+      membershipIndex: s.membershipIndex, configChange: s.configChange,
     };
   }
 

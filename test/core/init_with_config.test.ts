@@ -141,12 +141,24 @@ describe('InitWithConfig (seeds 000, 004)', () => {
   it('a vote request from an unknown candidate is refused and does not move our term', () => {
     const core = follower(1, [1], { term: 2 });
     const deadline = core.nextDeadlineMs();
-    core.step({ type: 'vote', reqId: 8, req: voteReq(9, 50, 99, 40) });
+    core.step({ type: 'vote', reqId: 8, req: voteReq(9, 50, 1, 1) });
     expect(core.takeCommands()).to.deep.equal([
       { type: 'reply', reqId: 8, resp: { type: 'voteResponse', term: 2, voteGranted: false, isCandidateUnknown: true } },
     ]);
     expect(core.status()).to.include({ currentTerm: 2, votedFor: null, role: 'Follower' });
     expect(core.nextDeadlineMs()).to.equal(deadline);
+  });
+
+  // Refinement of seed 000: a node whose log is behind the candidate's may just not have received
+  // the config that added it (it was partitioned while the node joined). Its ignorance proves
+  // nothing, so it refuses plainly; "unknown" would send a legitimate voter to NonVoter.
+  it('a node whose log is behind the unknown candidate refuses plainly, without "unknown", and keeps its term', () => {
+    const core = follower(1, [1], { term: 2 });
+    core.step({ type: 'vote', reqId: 8, req: voteReq(9, 50, 99, 40) });
+    expect(core.takeCommands()).to.deep.equal([
+      { type: 'reply', reqId: 8, resp: { type: 'voteResponse', term: 2, voteGranted: false, isCandidateUnknown: false } },
+    ]);
+    expect(core.status()).to.include({ currentTerm: 2, votedFor: null, role: 'Follower' });
   });
 
   // Simulator seed 6: a node restarted pristine (its InitWithConfig config never reached its disk)

@@ -12,7 +12,7 @@ describe('startup from durable state', () => {
     const core = makeCore({ id: 7 });
     expect(core.status()).to.deep.equal({
       id: 7, role: 'NonVoter', currentTerm: 0, votedFor: null, currentLeader: null, lastLogIndex: 0, lastLogTerm: 0,
-      durableIndex: 0, commitIndex: 0, lastApplied: 0, membership: membership(7),
+      durableIndex: 0, commitIndex: 0, lastApplied: 0, membership: membership(7), membershipIndex: 0, configChange: null,
     });
     expect(core.nextDeadlineMs()).to.equal(null);
     expect(core.takeCommands()).to.deep.equal([]);

@@ -43,6 +43,8 @@ function view(node: number, s: Shape = {}): NodeView {
     commitIndex: ix(s.commit ?? 0),
     lastApplied: ix(s.applied ?? 0),
     membership: s.membership ?? THREE,
+    membershipIndex: ix(s.membership === undefined ? 1 : 0),
+    configChange: null,
   };
   return { status, termAt: (i) => (i >= 1 && i <= log.length ? tm(log[i - 1]) : null) };
 }

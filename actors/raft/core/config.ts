@@ -18,6 +18,12 @@ export interface RaftConfig {
   readonly maxApplyBatchEntries: number;
   /** Periodic metrics interval; changes of state, leader or membership are published at once. */
   readonly metricsIntervalMs: number;
+  /**
+   * A config change abandons its catch-up phase (ConfigChangeAbortedError, 'catch-up-timeout') when a
+   * node being added makes no replication progress for this long: a node that is down or cannot
+   * keep up must not hold up further changes forever.
+   */
+  readonly catchUpTimeoutMs: number;
 }
 
 export const DEFAULT_CONFIG: RaftConfig = Object.freeze({
@@ -29,11 +35,13 @@ export const DEFAULT_CONFIG: RaftConfig = Object.freeze({
   replicationLagThreshold: 1000,
   maxApplyBatchEntries: 1024,
   metricsIntervalMs: 1000,
+  catchUpTimeoutMs: 30_000,
 });
 
 const INTEGER_FIELDS: readonly (keyof RaftConfig)[] = [
   'electionTimeoutMinMs', 'electionTimeoutMaxMs', 'heartbeatIntervalMs', 'maxPayloadEntries',
   'maxInflightAppends', 'replicationLagThreshold', 'maxApplyBatchEntries', 'metricsIntervalMs',
+  'catchUpTimeoutMs',
 ];
 
 /**

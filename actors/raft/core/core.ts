@@ -7,7 +7,13 @@
 import { planAppend } from './append';
 import { Campaign, electionDeadline } from './campaign';
 import type { RaftConfig } from './config';
-import { ForwardToLeaderError, InvariantViolation, NotAllowedError } from './errors';
+import {
+  changesVoters, finalMembership, jointMembership, newVoters, planConfigChange, uniformMembership,
+  type ConfigChangeOutcome, type ConfigChangePhase, type ConfigChangeRequest, type ConfigTarget,
+} from './config-change';
+import {
+  ConfigChangeAbortedError, ConfigChangeInProgressError, ForwardToLeaderError, InvariantViolation, NodeNotLeaderError, NotAllowedError,
+} from './errors';
 import { HardStateSaves } from './hard-state';
 import type { Command, CoreStatus, InitialState, Input, ProposeResult, RandomSource } from './io';
 import { initialMembership, isKnown, isVoter, replicationTargets, sameNodes, voters } from './membership';
@@ -30,6 +36,22 @@ export interface RaftCoreOptions {
 
 /** The inputs that are RPC traffic, and so go through the term rules of paper 5.1. */
 type Message = Extract<Input, { type: 'appendEntries' | 'vote' | 'voteResponse' }>;
+
+/** The leader's config change in progress (phases: see config-change.ts). */
+interface ActiveChange {
+  readonly id: number;
+  phase: ConfigChangePhase;
+  readonly target: ConfigTarget;
+  /** New voters, replicated to as non-voters until each is at line rate. */
+  readonly syncing: readonly NodeId[];
+  readonly awaiting: Set<NodeId>;
+  /** Each syncing node must hold at least this: the commit index when catch-up began. */
+  floor: LogIndex;
+  /** Catch-up is abandoned at this time unless an awaited node makes progress first. */
+  deadlineMs: number;
+  /** The config entry appended for the joint or uniform phase. */
+  configIndex: LogIndex;
+}
 
 /**
  * @example
@@ -58,6 +80,9 @@ export class RaftCore {
   private campaign: Campaign | null = null;
   /** Set while Leader: the match index of each peer in this term. */
   private leadership: ProgressTracker | null = null;
+  /** Set while Leader and a config change is under way. */
+  private change: ActiveChange | null = null;
+  private nextChangeId = 1;
   private commands: Command[] = [];
 
   constructor(opts: RaftCoreOptions) {
@@ -128,18 +153,50 @@ export class RaftCore {
     this.flushHardState();
   }
 
+  /**
+   * Starts a membership change (seed 004's ProposeConfigChange; paper 6) and returns its id; a
+   * `configChangeSettled` command with that id reports the end. Leader only.
+   *
+   * Throws NodeNotLeaderError (with the leader known, if any); ConfigChangeInProgressError while a
+   * change or a joint config is unfinished; NoopConfigChangeError when nothing would change;
+   * InoperableConfigError when the result could not make progress (see planConfigChange).
+   */
+  proposeConfigChange(req: ConfigChangeRequest): number {
+    if (this.role !== 'Leader') throw new NodeNotLeaderError(this.currentLeader);
+    if (this.change !== null) throw new ConfigChangeInProgressError(`change ${this.change.id} is in its ${this.change.phase} phase`);
+    const m = this.membership;
+    if (m.membersAfterConsensus !== null) throw new ConfigChangeInProgressError(`the joint config at index ${this.log.membershipIndex} is not finished yet`);
+    // The latest config may be uncommitted (a new leader's inheritance): it is ours to commit, so
+    // planning on it is safe; the change waits for it to commit before appending anything.
+    const target = planConfigChange(m, req);
+    const c: ActiveChange = {
+      id: this.nextChangeId++, phase: 'waiting', target, syncing: newVoters(m, target), awaiting: new Set(),
+      floor: 0 as LogIndex, deadlineMs: Infinity, configIndex: 0 as LogIndex,
+    };
+    this.change = c;
+    this.advanceConfigChange();
+    return c.id;
+  }
+
   status(): CoreStatus {
+    const c = this.change;
     return {
       id: this.id, role: this.role, currentTerm: this.currentTerm, votedFor: this.votedFor,
       currentLeader: this.currentLeader, lastLogIndex: this.log.lastIndex, lastLogTerm: this.log.lastTerm,
       durableIndex: this.log.durableIndex, commitIndex: this.log.commitIndex, lastApplied: this.log.lastApplied,
-      membership: this.membership,
+      membership: this.membership, membershipIndex: this.log.membershipIndex,
+      configChange: c === null ? null : { phase: c.phase, target: c.target, awaiting: [...c.awaiting] },
     };
   }
 
-  /** When the next tick is needed (the election deadline); null for a NonVoter or a Leader. */
+  /**
+   * When the next tick is needed: the election deadline of a Follower or Candidate, or the catch-up
+   * deadline of a leader's config change; null otherwise.
+   */
   nextDeadlineMs(): number | null {
-    return this.role === 'Follower' || this.role === 'Candidate' ? this.electionDeadlineMs : null;
+    if (this.role === 'Follower' || this.role === 'Candidate') return this.electionDeadlineMs;
+    if (this.role === 'Leader' && this.change?.phase === 'catchingUp') return this.change.deadlineMs;
+    return null;
   }
 
   termAt(index: LogIndex): Term | null {
@@ -156,11 +213,18 @@ export class RaftCore {
   private stepMessage(msg: Message): void {
     if (msg.type === 'vote' && !isKnown(this.membership, msg.req.candidateId)) {
       // Seed 000's failsafe against removed nodes: refuse, and do not let a stranger move our term.
-      // Only a node that holds a config may call the candidate unknown: a pristine node (new, or
-      // restarted before the cluster's config reached its disk) knows no config at all, and its
-      // "unknown" would push every candidate with entries into NonVoter, leaving no one to elect
-      // (found by the simulator). It refuses plainly instead.
-      this.reply(msg.reqId, this.voteResponse(false, !this.isPristine()));
+      // The answer "unknown" sends the candidate to NonVoter, so only a node whose knowledge of the
+      // config is worth trusting gives it:
+      // - not a pristine node (new, or restarted before the cluster's config reached its disk): it
+      //   knows no config at all, and its "unknown" would push every candidate with entries into
+      //   NonVoter, leaving no one to elect (found by the simulator);
+      // - not a node whose log is behind the candidate's: it may simply not have received the
+      //   config that added the candidate, and a lagging voter must not demote a legitimate one
+      //   (a node added while this one was partitioned).
+      // Both refuse plainly instead.
+      const r = msg.req;
+      const candidateAhead = r.lastLogTerm > this.log.lastTerm || (r.lastLogTerm === this.log.lastTerm && r.lastLogIndex > this.log.lastIndex);
+      this.reply(msg.reqId, this.voteResponse(false, !this.isPristine() && !candidateAhead));
       return;
     }
     const msgTerm = msg.type === 'voteResponse' ? msg.resp.term : msg.req.term;
@@ -222,7 +286,9 @@ export class RaftCore {
   private onTick(nowMs: number): void {
     if (nowMs > this.nowMs) this.nowMs = nowMs;
     const deadline = this.nextDeadlineMs();
-    if (deadline !== null && this.nowMs >= deadline) this.startCampaign();
+    if (deadline === null || this.nowMs < deadline) return;
+    if (this.role === 'Leader') this.abandonCatchUp();
+    else this.startCampaign();
   }
 
   private startCampaign(): void {
@@ -297,7 +363,8 @@ export class RaftCore {
     this.currentLeader = this.id;
     this.campaign = null;
     this.electionDeadlineMs = null;
-    const targets = replicationTargets(this.membership, this.id);
+    this.change = null;
+    const targets = this.leaderTargets();
     this.leadership = new ProgressTracker(this.id, targets);
     this.emit({ type: 'startReplication', term: this.currentTerm, targets, nextIndex: (this.log.lastIndex + 1) as LogIndex, commitIndex: this.log.commitIndex });
     const index = (this.log.lastIndex + 1) as LogIndex;
@@ -309,6 +376,12 @@ export class RaftCore {
   }
 
   private stopLeading(): void {
+    const c = this.change;
+    if (c !== null) {
+      this.change = null;
+      const inLog = c.phase === 'joint' || c.phase === 'uniform';
+      this.settleChange(c, { ok: false, error: new ConfigChangeAbortedError('leadership-lost', inLog, `node ${this.id} stopped leading in term ${this.currentTerm} during the ${c.phase} phase`) });
+    }
     this.leadership = null;
     this.emit({ type: 'stopReplication' });
   }
@@ -317,9 +390,7 @@ export class RaftCore {
   private onMembershipChanged(): void {
     const m = this.membership;
     if (this.leadership !== null) {
-      const targets = replicationTargets(m, this.id);
-      if (!sameNodes(targets, this.leadership.targets)) this.emit({ type: 'replicationTargets', targets });
-      this.leadership.targets = targets;
+      this.retarget();
       return;
     }
     const voter = isVoter(m, this.id);
@@ -334,6 +405,11 @@ export class RaftCore {
 
   private handleAppendEntries(reqId: number, req: AppendEntriesRequest): void {
     this.currentLeader = req.leaderId;
+    if (this.role === 'NonVoter' && this.log.lastIndex > 0 && isVoter(this.membership, this.id)) {
+      // A voter that an "unknown" answer sent to NonVoter while a leader still replicates to it:
+      // the answer was wrong (or stale), and the leader's traffic proves it. Vote again.
+      this.role = 'Follower';
+    }
     if (this.role === 'Follower') this.electionDeadlineMs = this.randomDeadline();
     const plan = planAppend(this.log, req);
     if (plan.kind === 'mismatch') {
@@ -371,7 +447,13 @@ export class RaftCore {
     const lead = this.leadership;
     if (lead === null || leaderTerm !== this.currentTerm || peer === this.id) return;
     if (matchIndex > this.log.lastIndex) throw new InvariantViolation(`peer ${peer} matches ${matchIndex}, beyond our last index ${this.log.lastIndex}`);
-    if (lead.recordMatch(peer, matchIndex)) this.maybeCommitAsLeader();
+    if (!lead.recordMatch(peer, matchIndex)) return;
+    const c = this.change;
+    if (c?.phase === 'catchingUp' && c.awaiting.has(peer)) {
+      c.deadlineMs = this.nowMs + this.config.catchUpTimeoutMs;
+      if (this.caughtUp(c, matchIndex)) c.awaiting.delete(peer);
+    }
+    this.maybeCommitAsLeader();
   }
 
   /**
@@ -382,6 +464,99 @@ export class RaftCore {
     if (this.leadership === null) return;
     const n = this.leadership.quorumIndex(this.membership, this.log.durableIndex);
     if (this.log.termAt(n) === this.currentTerm) this.commitTo(n);
+    this.advanceConfigChange();
+  }
+
+  // ---- membership changes (paper 6; phases in config-change.ts) ----
+
+  /**
+   * Moves the leader's membership along: finishes a committed joint config (ours or inherited),
+   * settles our change once its final config commits, begins catch-up, appends the joint config once
+   * every new voter is at line rate, and steps down once a committed config leaves us out.
+   */
+  private advanceConfigChange(): void {
+    if (this.role !== 'Leader') return;
+    const commit = this.log.commitIndex;
+    // Nothing is appended before an entry of our own term has committed (the 2015 single-server
+    // bug): until then an uncommitted config of an earlier leader may still be in play.
+    if (this.log.termAt(commit) !== this.currentTerm) return;
+    const m = this.membership;
+    const mIndex = this.log.membershipIndex;
+    if (mIndex > commit) return;
+    const c = this.change;
+    if (m.membersAfterConsensus !== null) {
+      // A new leader whose log ends in a joint config commits it with its first entry, then ends it.
+      const index = this.appendConfig(finalMembership(m));
+      if (c !== null) { c.phase = 'uniform'; c.configIndex = index; }
+      return;
+    }
+    if (c !== null) {
+      if (c.phase === 'uniform' && c.configIndex === mIndex) {
+        this.change = null;
+        this.settleChange(c, { ok: true, index: mIndex, membership: m });
+      } else if (c.phase === 'waiting') {
+        this.beginCatchUp(c);
+      }
+      if (this.change === c && c.phase === 'catchingUp' && c.awaiting.size === 0) {
+        c.phase = changesVoters(m, c.target) ? 'joint' : 'uniform';
+        c.configIndex = this.appendConfig(c.phase === 'joint' ? jointMembership(m, c.target) : uniformMembership(c.target));
+        return;
+      }
+    }
+    // Seed 000: a leader that is not in the committed config steps down to NonVoter once its final config is committed.
+    if (!isVoter(m, this.id)) this.becomeNonVoter();
+  }
+
+  private beginCatchUp(c: ActiveChange): void {
+    c.phase = 'catchingUp';
+    c.floor = this.log.commitIndex;
+    c.deadlineMs = this.nowMs + this.config.catchUpTimeoutMs;
+    const lead = this.leadership!;
+    for (const id of c.syncing) if (!this.caughtUp(c, lead.matchOf(id))) c.awaiting.add(id);
+    this.retarget();
+  }
+
+  /** Line rate: holds everything committed when catch-up began, and is within the lag threshold of our last index. */
+  private caughtUp(c: ActiveChange, match: LogIndex): boolean {
+    return match >= c.floor && match + this.config.replicationLagThreshold >= this.log.lastIndex;
+  }
+
+  /** An awaited node made no progress for catchUpTimeoutMs: give up, nothing of the change is in the log. */
+  private abandonCatchUp(): void {
+    const c = this.change;
+    if (c === null || c.phase !== 'catchingUp') return;
+    this.change = null;
+    this.retarget();
+    const slow = [...c.awaiting].join(', ');
+    this.settleChange(c, { ok: false, error: new ConfigChangeAbortedError('catch-up-timeout', false, `node(s) ${slow} made no replication progress for ${this.config.catchUpTimeoutMs} ms`) });
+  }
+
+  private appendConfig(membership: Membership): LogIndex {
+    const index = (this.log.lastIndex + 1) as LogIndex;
+    this.appendAsLeader([{ index, term: this.currentTerm, kind: 'config', membership }]);
+    return index;
+  }
+
+  /** Who a leader replicates to: the config's voters and non-voters, plus new voters being caught up. */
+  private leaderTargets(): NodeId[] {
+    const base = replicationTargets(this.membership, this.id);
+    const c = this.change;
+    if (c === null || c.phase !== 'catchingUp') return base;
+    return [...base, ...c.syncing.filter((id) => id !== this.id && !base.includes(id))];
+  }
+
+  /** Starts streams to new targets and stops those to nodes no longer replicated to, at once. */
+  private retarget(): void {
+    const lead = this.leadership;
+    if (lead === null) return;
+    const targets = this.leaderTargets();
+    if (sameNodes(targets, lead.targets)) return;
+    lead.targets = targets;
+    this.emit({ type: 'replicationTargets', targets });
+  }
+
+  private settleChange(c: ActiveChange, outcome: ConfigChangeOutcome): void {
+    this.emit({ type: 'configChangeSettled', id: c.id, outcome });
   }
 
   private commitTo(n: LogIndex): void {

@@ -80,3 +80,46 @@ export class NodeStoppedError extends RaftError {
     super(`node ${nodeId} stopped; the outcome of the request is unknown`);
   }
 }
+
+/**
+ * An admin command that only the leader can carry out reached another node (seed 004:
+ * ProposeConfigChange "will fail if the Raft node to which this command was submitted is not the
+ * Raft leader"). `leaderId` is the leader this node knows of, or null.
+ */
+export class NodeNotLeaderError extends RaftError {
+  readonly code = 'NodeNotLeader';
+  constructor(readonly leaderId: NodeId | null) {
+    super(leaderId === null ? 'not the leader; no leader known' : `not the leader; the leader is node ${leaderId}`);
+  }
+}
+
+/** A config change asked for what the config already is. Nothing was appended; a retry of a change that succeeded gets this. */
+export class NoopConfigChangeError extends RaftError {
+  readonly code = 'Noop';
+  constructor(readonly membership: Membership) {
+    super(`config change is a no-op: the config already is ${JSON.stringify({ members: membership.members, nonVoters: membership.nonVoters })}`);
+  }
+}
+
+/** Another membership change is still in progress (one at a time, paper 6). Retry once it has finished. */
+export class ConfigChangeInProgressError extends RaftError {
+  readonly code = 'ConfigChangeInProgress';
+  constructor(readonly reason: string) {
+    super(`a config change is already in progress: ${reason}`);
+  }
+}
+
+export type ConfigChangeAbortReason = 'leadership-lost' | 'catch-up-timeout';
+
+/**
+ * A config change stopped before its final config committed. `mayStillComplete` false: nothing of
+ * it is in the log, it will not happen. True: its joint or final entry is in the log and the next
+ * leader may finish it; watch `membership` in metrics, and retry (a retry of a finished change is a
+ * NoopConfigChangeError).
+ */
+export class ConfigChangeAbortedError extends RaftError {
+  readonly code = 'ConfigChangeAborted';
+  constructor(readonly reason: ConfigChangeAbortReason, readonly mayStillComplete: boolean, readonly detail: string) {
+    super(`config change aborted (${reason}): ${detail}${mayStillComplete ? '; it may still complete under the next leader' : '; it did not take effect'}`);
+  }
+}

@@ -3,6 +3,7 @@
  * the Raft actor feeds `Input`s to `RaftCore.step`, then drains `Command`s and executes them.
  * The core never awaits, never reads a clock, never calls Math.random.
  */
+import type { ConfigChangeOutcome, ConfigChangeStatus } from './config-change';
 import type {
   AppendEntriesRequest, AppendEntriesResponse, Entry, HardState, LogIndex, Membership, NodeId,
   RaftRole, Term, VoteRequest, VoteResponse,
@@ -69,7 +70,9 @@ export type Command =
   /** Stop every replication stream (we are no longer leader). */
   | { readonly type: 'stopReplication' }
   /** Hand these committed entries to the state machine: consecutive, in index order, each exactly once. */
-  | { readonly type: 'apply'; readonly entries: readonly Entry[] };
+  | { readonly type: 'apply'; readonly entries: readonly Entry[] }
+  /** The config change `id` (from `proposeConfigChange`) ended: answer whoever proposed it. */
+  | { readonly type: 'configChangeSettled'; readonly id: number; readonly outcome: ConfigChangeOutcome };
 
 /** A snapshot of the core's state for metrics and tests. */
 export interface CoreStatus {
@@ -84,6 +87,10 @@ export interface CoreStatus {
   readonly commitIndex: LogIndex;
   readonly lastApplied: LogIndex;
   readonly membership: Membership;
+  /** The index of the config entry `membership` comes from; 0 before any (pristine, or InitWithConfig's). */
+  readonly membershipIndex: LogIndex;
+  /** The leader's config change in progress, or null (always null on other roles). */
+  readonly configChange: ConfigChangeStatus | null;
 }
 
 /** What `propose` returns on the leader: where the new entries went. */

@@ -24,8 +24,13 @@ export class ProgressTracker {
     return true;
   }
 
+  /** What `peer` is known to hold durably (0 when nothing yet). */
+  matchOf(peer: NodeId): LogIndex {
+    return this.matchIndex.get(peer) ?? (0 as LogIndex);
+  }
+
   /** The index a quorum of `membership` holds, counting ourselves at `selfDurable`. */
   quorumIndex(membership: Membership, selfDurable: LogIndex): LogIndex {
-    return quorumMatch(membership, (id) => (id === this.self ? selfDurable : (this.matchIndex.get(id) ?? 0)));
+    return quorumMatch(membership, (id) => (id === this.self ? selfDurable : this.matchOf(id)));
   }
 }
