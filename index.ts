@@ -7,11 +7,12 @@
  * const leader = await cluster.waitForLeader();
  * await cluster.node(leader).clientWrite(jsonCodec<MyCommand>().encode({ op: 'incr' }));
  */
-export { RaftNode, type RaftNodeOptions, type ClientWriteOptions, type NodePlacement, type WaitOptions } from './actors/node';
+export { RaftNode, type RaftNodeOptions, type ClientWriteOptions, type ConfigChange, type NodePlacement, type WaitOptions } from './actors/node';
 export { LocalCluster, MAX_CLUSTER_SIZE, type LocalClusterOptions } from './actors/local-cluster';
-export type { ClientWriteResponse, ResponseMode } from './actors/raft/raft-actor';
+export type { ClientWriteResponse, ConfigChangeResult, ResponseMode } from './actors/raft/raft-actor';
+export type { ConfigChangePhase, ConfigChangeStatus, ConfigTarget } from './actors/raft/core/config-change';
 export type { StateMachine, StateMachineSpec } from './actors/apply/state-machine';
-export type { RaftMetrics } from './actors/metrics/metrics';
+export { isMembershipCommitted, type RaftMetrics } from './actors/metrics/metrics';
 export { buildConfig, DEFAULT_CONFIG, type RaftConfig } from './actors/raft/core/config';
 export * from './actors/raft/core/errors';
 export * from './actors/raft/core/types';

@@ -5,7 +5,7 @@
  */
 import { registerErrorClass } from '../runtime/errors';
 import {
-  ConfigChangeAbortedError, ConfigChangeInProgressError, NodeNotLeaderError, NoopConfigChangeError,
+  ConfigChangeAbortedError, ConfigChangeInProgressError, NodeNotLeaderError, NodeRemovedError, NoopConfigChangeError,
   type ConfigChangeAbortReason, ForwardToLeaderError, InoperableConfigError, InvalidConfigError, InvariantViolation, MalformedMessageError,
   NodeStoppedError, NotAllowedError, ProposalDroppedError,
 } from './raft/core/errors';
@@ -29,3 +29,4 @@ registerErrorClass('NodeNotLeader', (p) => new NodeNotLeaderError((p.leaderId ??
 registerErrorClass('Noop', (p) => new NoopConfigChangeError(p.membership as Membership));
 registerErrorClass('ConfigChangeInProgress', (p) => new ConfigChangeInProgressError(str(p.reason)));
 registerErrorClass('ConfigChangeAborted', (p) => new ConfigChangeAbortedError(p.reason as ConfigChangeAbortReason, p.mayStillComplete === true, str(p.detail)));
+registerErrorClass('NodeRemoved', (p) => new NodeRemovedError(Number(p.nodeId)));

@@ -23,7 +23,7 @@ import { nodeId, type NodeId } from './raft/core/types';
 import { APPLY_ACTOR_MODULE, ApplyActor, type ApplyArgs, type ApplyMsg } from './apply/apply-actor';
 import type { StateMachineSpec } from './apply/state-machine';
 import { MetricsActor, type MetricsListener, type RaftMetrics } from './metrics/metrics';
-import { validateConfigChangeRequest, type ConfigChangeRequest } from './raft/core/config-change';
+import { validateConfigChangeRequest } from './raft/core/config-change';
 import { RAFT_ACTOR_MODULE, type ClientWriteResponse, type ConfigChangeResult, type ControllerMsg, type RaftActorArgs, type RaftMsg, type ResponseMode } from './raft/raft-actor';
 import { REPLICATION_STREAM_MODULE, type StreamArgs } from './replication/replication-stream';
 import { MEMORY_STORAGE_MODULE } from '../storage/memory-storage';
@@ -55,6 +55,16 @@ export interface ClientWriteOptions {
   /** 'committed' (default): answer once a quorum has it durable. 'applied': once applied here, with the result. */
   readonly responseMode?: ResponseMode;
   readonly timeoutMs?: number;
+}
+
+/** A membership change as the application asks for it (see RaftNode.proposeConfigChange). */
+export interface ConfigChange {
+  /** Nodes to make voters: new (pristine) nodes, or non-voters to promote. */
+  readonly add?: readonly number[];
+  /** Nodes to take out of the config, voters or non-voters (the leader included). */
+  readonly remove?: readonly number[];
+  /** Nodes to keep as non-voting learners: new nodes, or voters to demote. */
+  readonly addNonVoters?: readonly number[];
 }
 
 export interface WaitOptions { readonly timeoutMs?: number; readonly what?: string }
@@ -170,7 +180,7 @@ export class RaftNode {
    * await leader.proposeConfigChange({ add: [4, 5] });            // grow 3 -> 5
    * await leader.proposeConfigChange({ add: [6], remove: [1] });  // replace node 1 (even the leader)
    */
-  async proposeConfigChange(change: ConfigChangeRequest, opts: { timeoutMs?: number } = {}): Promise<ConfigChangeResult> {
+  async proposeConfigChange(change: ConfigChange, opts: { timeoutMs?: number } = {}): Promise<ConfigChangeResult> {
     const valid = validateConfigChangeRequest(change);
     const request = Object.fromEntries(Object.entries(valid).map(([k, v]) => [k, [...v]]));
     return this.raft.ask<ConfigChangeResult>({ type: 'proposeConfigChange', change: request }, opts.timeoutMs ?? 300_000).catch((err: unknown) => {
@@ -182,7 +192,8 @@ export class RaftNode {
   /**
    * Proposes a command. On a node that is not the leader it rejects with ForwardToLeaderError
    * (carrying the leader's id when known). ProposalDroppedError: never applied, safe to retry.
-   * NodeStoppedError or a timeout: outcome unknown.
+   * NodeStoppedError, NodeRemovedError (the node left the cluster while the write waited) or a
+   * timeout: outcome unknown.
    */
   async clientWrite(payload: Uint8Array, opts: ClientWriteOptions = {}): Promise<ClientWriteResponse> {
     if (!(payload instanceof Uint8Array)) throw new MalformedMessageError('payload must be a Uint8Array');

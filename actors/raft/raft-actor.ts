@@ -11,7 +11,7 @@ import { DeferredReply, replyError } from '../../runtime/actor';
 import { decodeEntries, decodeRequest, decodeResponse, encodeEntries, encodeRequest, encodeResponse, MAX_PAYLOAD_BYTES } from './codec';
 import { RaftCore } from './core/core';
 import type { RaftConfig } from './core/config';
-import { ForwardToLeaderError, MalformedMessageError, NodeStoppedError, NotAllowedError, ProposalDroppedError } from './core/errors';
+import { ForwardToLeaderError, MalformedMessageError, NodeRemovedError, NodeStoppedError, NotAllowedError, ProposalDroppedError } from './core/errors';
 import '../errors-registry';
 import type { Command, CoreStatus } from './core/io';
 import { validateConfigChangeRequest, type ConfigChangeRequest } from './core/config-change';
@@ -377,6 +377,14 @@ export class RaftActor implements Actor<RaftMsg> {
       case 'apply':
         this.apply.tell({ type: 'apply', entries: encodeEntries(cmd.entries) });
         return;
+      case 'leftCluster': {
+        // Writes above the commit index we know will never be settled here: their outcome is unknown.
+        const removed = new NodeRemovedError(this.args.id);
+        if (this.pending.length > 0) this.log.info({ pending: this.pending.length }, 'left the cluster; pending writes answered NodeRemovedError (outcome unknown)');
+        for (const p of this.pending) p.reply.reject(removed);
+        this.pending = [];
+        return;
+      }
       case 'configChangeSettled': {
         const r = this.pendingChanges.get(cmd.id);
         this.pendingChanges.delete(cmd.id);

@@ -352,6 +352,9 @@ export class RaftCore {
 
   private becomeNonVoter(): void {
     if (this.role === 'Leader') this.stopLeading();
+    // Out of the cluster altogether (removed, or told "unknown"), not a learner the config keeps:
+    // no leader will replicate to us again, so what we were waiting to learn we never will.
+    if (this.role !== 'NonVoter' && !this.membership.nonVoters.includes(this.id)) this.emit({ type: 'leftCluster' });
     this.role = 'NonVoter';
     this.campaign = null;
     this.currentLeader = null;

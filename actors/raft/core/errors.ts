@@ -123,3 +123,15 @@ export class ConfigChangeAbortedError extends RaftError {
     super(`config change aborted (${reason}): ${detail}${mayStillComplete ? '; it may still complete under the next leader' : '; it did not take effect'}`);
   }
 }
+
+/**
+ * The node left the cluster (a config change removed it, or its peers no longer know it) while a
+ * request waited on it. The outcome is unknown: the write may have been committed by the remaining
+ * members. Retry on the current leader (idempotently, or with a client session).
+ */
+export class NodeRemovedError extends RaftError {
+  readonly code = 'NodeRemoved';
+  constructor(readonly nodeId: number) {
+    super(`node ${nodeId} left the cluster; the outcome of the request is unknown`);
+  }
+}

@@ -71,6 +71,11 @@ export type Command =
   | { readonly type: 'stopReplication' }
   /** Hand these committed entries to the state machine: consecutive, in index order, each exactly once. */
   | { readonly type: 'apply'; readonly entries: readonly Entry[] }
+  /**
+   * We became a NonVoter outside the config (removed, or a candidate told it is unknown): no leader
+   * will replicate to us, so writes waiting here for their commit will never learn it.
+   */
+  | { readonly type: 'leftCluster' }
   /** The config change `id` (from `proposeConfigChange`) ended: answer whoever proposed it. */
   | { readonly type: 'configChangeSettled'; readonly id: number; readonly outcome: ConfigChangeOutcome };
 
