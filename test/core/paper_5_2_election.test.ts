@@ -221,16 +221,23 @@ describe('paper 5.2: leader election', () => {
   });
 
   // Seed 000: "Non-voting nodes do not have election timeouts ... and are not solicited for votes."
-  it('a NonVoter never times out and never grants a vote', () => {
+  // Not solicited: candidates ask only the voters of their own config. A NonVoter that is asked
+  // anyway answers on term and log alone, like every server in the paper: the asker's config
+  // counts the vote only if it names this node a voter (a node that missed the configs adding it;
+  // refusing there left a cluster with no leader, found by the membership integration tests).
+  it('a NonVoter with a log never times out, and answers a vote request on term and log alone', () => {
     const m: Membership = { members: [2, 3, 4].map(n), nonVoters: [n(1)], membersAfterConsensus: null };
     const core = makeCore({ id: 1, entries: [configEntry(1, 1, m)] });
     expect(core.status().role).to.equal('NonVoter');
     expect(core.nextDeadlineMs()).to.equal(null);
     core.step({ type: 'tick', nowMs: 1e9 });
     expect(core.status().role).to.equal('NonVoter');
-    const cmds = stepDurably(core, { type: 'vote', reqId: 1, req: voteReq(2, 2, 1, 1) });
-    expect(ofType(cmds, 'reply')[0]!.resp).to.include({ voteGranted: false, term: 2 });
-    expect(core.status().votedFor).to.equal(null);
+    const stale = stepDurably(core, { type: 'vote', reqId: 1, req: voteReq(2, 2, 0, 0) });
+    expect(ofType(stale, 'reply')[0]!.resp, 'a candidate whose log is behind').to.include({ voteGranted: false, term: 2 });
+    const cmds = stepDurably(core, { type: 'vote', reqId: 2, req: voteReq(3, 3, 1, 1) });
+    expect(ofType(cmds, 'reply')[0]!.resp).to.include({ voteGranted: true, term: 3 });
+    expect(core.status()).to.include({ votedFor: 3, role: 'NonVoter' });
+    expect(core.nextDeadlineMs(), 'granting gives a NonVoter no election timer').to.equal(null);
   });
 
   // Seed 002 rule 1 meets 5.1: a leader of a higher term shows up while our self-vote is still on its

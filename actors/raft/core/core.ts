@@ -317,13 +317,18 @@ export class RaftCore {
   private handleVoteRequest(reqId: number, req: VoteRequest): void {
     // Paper 5.4.1: only a candidate whose log is at least as up-to-date as ours gets our vote.
     const upToDate = req.lastLogTerm > this.log.lastTerm || (req.lastLogTerm === this.log.lastTerm && req.lastLogIndex >= this.log.lastIndex);
-    const grant = this.role !== 'NonVoter' && (this.votedFor === null || this.votedFor === req.candidateId) && upToDate;
+    // A NonVoter with a log votes too, on term and log alone, as every server does in the paper: the
+    // candidate counts only the voters of its own config, so the vote is safe, and it may be needed.
+    // A node that missed the configs adding it (cut off right after catch-up) still believes it is
+    // outside the cluster; refusing would leave a cluster that needs its vote with no leader, ever
+    // (found by the membership integration tests). Candidates ask non-voters of their config nothing.
+    const grant = !this.isPristine() && (this.votedFor === null || this.votedFor === req.candidateId) && upToDate;
     if (grant) {
       if (this.votedFor !== req.candidateId) {
         this.votedFor = req.candidateId;
         this.saves.markDirty();
       }
-      this.electionDeadlineMs = this.randomDeadline();
+      if (this.role !== 'NonVoter') this.electionDeadlineMs = this.randomDeadline();
     }
     this.reply(reqId, this.voteResponse(grant, false));
   }
