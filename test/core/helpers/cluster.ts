@@ -260,7 +260,7 @@ export class Cluster {
       p.nextIndex = Math.max(1, Math.min(p.nextIndex - 1, resp.conflict.index));
     }
     this.process(node);
-    if (node.streams === s) this.pump(node, peer, false);
+    if (node.streams === s && s.peers.has(peer)) this.pump(node, peer, false); // the answer may have removed the peer (it committed its own removal)
   }
 
   // ---- the network ----
