@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { ActorSystem } from '../runtime/system';
 import { LocalNetwork } from '../network/local-network';
 import { nodeId, type NodeId } from './raft/core/types';
+import { isKnown } from './raft/core/membership';
 import type { RaftConfig } from './raft/core/config';
 import type { StateMachineSpec } from './apply/state-machine';
 import type { RaftMetrics } from './metrics/metrics';
@@ -81,6 +82,10 @@ export class LocalCluster {
     const nid = nodeId(id);
     if (this.nodes.has(nid)) throw new RangeError(`node ${id} is already running in this cluster`);
     if (this.nodes.size >= MAX_CLUSTER_SIZE) throw new RangeError(`a LocalCluster runs at most ${MAX_CLUSTER_SIZE} nodes`);
+    // A node that lost its state (stopNode wipes MemoryStorage) must not come back under an id the
+    // config still names: it forgot its vote and its log, and could vote twice in one term.
+    const naming = this.all().find((n) => { const m = n.metrics(); return m !== null && m.lastLogIndex > 0 && isKnown(m.membership, nid); });
+    if (naming) throw new RangeError(`node ${id} is still in the config (as node ${naming.id} sees it): remove it with proposeConfigChange before starting a fresh node under its id`);
     const node = await RaftNode.start({
       system: this.system, id: nid, network: this.network.endpointSpec(nid), stateMachine: this.opts.stateMachine,
       placement: this.opts.placement, config: this.opts.config,

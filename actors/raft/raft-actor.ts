@@ -51,7 +51,7 @@ export type RaftMsg =
   | { readonly type: 'publishMetrics' }
   | { readonly type: 'logPersisted'; readonly index: LogIndex }
   | { readonly type: 'hardStatePersisted'; readonly seq: number }
-  | { readonly type: 'voteResponse'; readonly from: NodeId; readonly bytes: Uint8Array }
+  | { readonly type: 'voteResponse'; readonly from: NodeId; readonly bytes: Uint8Array; readonly requestTerm?: Term }
   | StreamReport
   | AppliedMsg;
 
@@ -196,7 +196,7 @@ export class RaftActor implements Actor<RaftMsg> {
       case 'publishMetrics': return this.publishMetrics(true);
       case 'logPersisted': return this.core.step({ type: 'logPersisted', index: msg.index });
       case 'hardStatePersisted': return this.core.step({ type: 'hardStatePersisted', seq: msg.seq });
-      case 'voteResponse': return this.onVoteResponse(msg.from, msg.bytes);
+      case 'voteResponse': return this.onVoteResponse(msg.from, msg.bytes, msg.requestTerm);
       case 'replicated': return this.core.step({ type: 'replicated', peer: msg.peer, leaderTerm: msg.leaderTerm, matchIndex: msg.matchIndex });
       case 'higherTerm': return this.core.step({ type: 'higherTerm', term: msg.term });
       case 'streamStart':
@@ -216,7 +216,7 @@ export class RaftActor implements Actor<RaftMsg> {
   }
 
   /** A vote answer that does not decode is dropped like a lost one: bad bytes must not take the node down. */
-  private onVoteResponse(from: NodeId, bytes: Uint8Array): void {
+  private onVoteResponse(from: NodeId, bytes: Uint8Array, requestTerm: Term | undefined): void {
     let resp;
     try {
       resp = decodeResponse(bytes);
@@ -225,7 +225,7 @@ export class RaftActor implements Actor<RaftMsg> {
       this.log.warn({ from, err: (err as Error).message }, 'dropped a malformed vote response');
       return;
     }
-    this.core.step({ type: 'voteResponse', from, resp });
+    this.core.step({ type: 'voteResponse', from, resp, requestTerm });
   }
 
   // ---- inputs ----
@@ -345,7 +345,7 @@ export class RaftActor implements Actor<RaftMsg> {
       case 'sendVote': {
         const timeoutMs = this.args.config.electionTimeoutMinMs;
         this.network.ask<Uint8Array>({ type: 'send', target: cmd.to, rpc: encodeRequest(cmd.req), timeoutMs }, timeoutMs + 50).then(
-          (bytes) => self.tell({ type: 'voteResponse', from: cmd.to, bytes }),
+          (bytes) => self.tell({ type: 'voteResponse', from: cmd.to, bytes, requestTerm: cmd.req.term }),
           (err: Error) => this.log.debug({ to: cmd.to, err: err.message }, 'vote request not answered'),
         );
         return;
@@ -379,10 +379,14 @@ export class RaftActor implements Actor<RaftMsg> {
         return;
       case 'leftCluster': {
         // Writes above the commit index we know will never be settled here: their outcome is unknown.
+        // Committed ones (waiting to be applied, responseMode 'applied') still settle through apply.
+        const commitIndex = this.core.status().commitIndex;
+        const unknown = this.pending.filter((p) => p.index > commitIndex);
+        if (unknown.length === 0) return;
+        this.log.info({ pending: unknown.length, commitIndex }, 'left the cluster; writes above the commit index answered NodeRemovedError (outcome unknown)');
         const removed = new NodeRemovedError(this.args.id);
-        if (this.pending.length > 0) this.log.info({ pending: this.pending.length }, 'left the cluster; pending writes answered NodeRemovedError (outcome unknown)');
-        for (const p of this.pending) p.reply.reject(removed);
-        this.pending = [];
+        for (const p of unknown) p.reply.reject(removed);
+        this.pending = this.pending.filter((p) => p.index <= commitIndex);
         return;
       }
       case 'configChangeSettled': {

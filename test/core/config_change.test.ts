@@ -10,7 +10,8 @@ import { buildConfig, type RaftConfig } from '../../actors/raft/core/config';
 import {
   finalMembership, jointMembership, planConfigChange, validateConfigChangeRequest, type ConfigChangeOutcome, type ConfigChangeRequest,
 } from '../../actors/raft/core/config-change';
-import type { RaftCore } from '../../actors/raft/core/core';
+import { CATCH_UP_CAP_FACTOR, type RaftCore } from '../../actors/raft/core/core';
+import { MAX_CONFIG_NODES } from '../../actors/raft/core/membership';
 import {
   ConfigChangeAbortedError, ConfigChangeInProgressError, ForwardToLeaderError, InoperableConfigError, MalformedMessageError,
   NodeNotLeaderError, NoopConfigChangeError,
@@ -204,6 +205,37 @@ describe('planConfigChange', () => {
 });
 
 describe('proposeConfigChange: who may propose, and when', () => {
+  // Found in review: a leader elected while holding a joint config that phases it out finishes the
+  // change and steps down; it must not start another change from outside every config meanwhile.
+  it('a leader finishing a config that removes it refuses further changes with ConfigChangeInProgressError', () => {
+    const joint: Membership = { members: ids(1, 2, 3), nonVoters: [], membersAfterConsensus: ids(2, 3, 4) };
+    const core = makeCore({ id: 1, entries: [configEntry(1, 1, joint)] });
+    timeOut(core);
+    const term = core.status().currentTerm;
+    for (const v of [2, 3]) stepDurably(core, { type: 'voteResponse', from: n(v), resp: grant(term) });
+    expect(core.status().role).to.equal('Leader');
+    stepDurably(core, { type: 'replicated', peer: n(2), leaderTerm: term, matchIndex: i(2) });
+    const cmds = stepDurably(core, { type: 'replicated', peer: n(3), leaderTerm: term, matchIndex: i(2) });
+    expect(configsAppended(cmds).map((e) => (e as { membership: Membership }).membership)).to.deep.equal([membership(2, 3, 4)]);
+    expect(core.status()).to.include({ role: 'Leader', configChange: null });
+    const err = thrown(() => core.proposeConfigChange({ remove: ids(4) }));
+    expect(err).to.be.instanceOf(ConfigChangeInProgressError);
+    expect(err.message).to.match(/this leader is leaving/);
+    expect(core.takeCommands()).to.deep.equal([]);
+    // Once the final config commits it steps down, as before.
+    stepDurably(core, { type: 'replicated', peer: n(2), leaderTerm: term, matchIndex: i(3) });
+    stepDurably(core, { type: 'replicated', peer: n(4), leaderTerm: term, matchIndex: i(3) });
+    expect(core.status().role).to.equal('NonVoter');
+  });
+
+  it(`requests and configs are bounded: at most ${MAX_CONFIG_NODES} ids per list and nodes per config`, () => {
+    const many = Array.from({ length: MAX_CONFIG_NODES + 1 }, (_, k) => k + 2);
+    expect(() => validateConfigChangeRequest({ add: many })).to.throw(MalformedMessageError, /at most 256 nodes/);
+    const full: Membership = { members: ids(1, 2, 3), nonVoters: ids(...many.slice(2, MAX_CONFIG_NODES - 1)), membersAfterConsensus: null };
+    expect(full.members.length + full.nonVoters.length).to.equal(MAX_CONFIG_NODES);
+    expect(() => planConfigChange(full, { addNonVoters: ids(9999) })).to.throw(InoperableConfigError, /257 nodes exceed the limit of 256/);
+  });
+
   // Seed 004: "This command will fail if the Raft node to which this command was submitted is not the
   // Raft leader".
   it('a follower refuses with NodeNotLeaderError, naming the leader it knows (or none)', () => {
@@ -553,6 +585,41 @@ describe('proposeConfigChange: the leader\'s phases', () => {
       expect(core.status().configChange!.phase).to.equal('joint');
     });
 
+    // Found in review: one shared deadline let node 4's progress keep a dead node 5's change alive.
+    it('each awaited node has its own clock: one node\'s progress does not hide another\'s silence', () => {
+      const core = settledLeader(membership(1, 2, 3), SHORT_CATCH_UP);
+      core.proposeConfigChange({ add: ids(4, 5) });
+      stepDurably(core);
+      const start = core.nextDeadlineMs()! - CATCH_UP_MS;
+      stepDurably(core, { type: 'tick', nowMs: start + 500 });
+      ack(core, 4, 1);
+      expect(core.nextDeadlineMs(), 'node 5 is still silent').to.equal(start + CATCH_UP_MS);
+      const err = abortOf(settledOf(stepDurably(core, { type: 'tick', nowMs: start + CATCH_UP_MS }))[0]!.outcome);
+      expect(err.reason).to.equal('catch-up-timeout');
+      expect(err.message).to.match(/node\(s\) 5 made no replication progress for 1000 ms/);
+    });
+
+    it(`catch-up ends after ${CATCH_UP_CAP_FACTOR} x catchUpTimeoutMs in all, even while a node keeps progressing below line rate`, () => {
+      const config = buildConfig({ electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatIntervalMs: 50, catchUpTimeoutMs: CATCH_UP_MS, replicationLagThreshold: 2 });
+      const core = settledLeader(membership(1, 2, 3), config);
+      core.propose(Array.from({ length: 30 }, (_, k) => Uint8Array.of(k)));
+      stepDurably(core);
+      core.proposeConfigChange({ add: ids(4) });
+      stepDurably(core);
+      const start = core.nextDeadlineMs()! - CATCH_UP_MS;
+      let now = start;
+      let match = 0;
+      let settled: ReturnType<typeof settledOf> = [];
+      while (settled.length === 0 && now < start + 20 * CATCH_UP_MS) {
+        now += 500;
+        settled = settledOf(stepDurably(core, { type: 'tick', nowMs: now }));
+        if (settled.length === 0) ack(core, 4, ++match); // progress, but 32 entries are never within 2
+      }
+      expect(now).to.equal(start + CATCH_UP_CAP_FACTOR * CATCH_UP_MS);
+      expect(abortOf(settled[0]!.outcome).message).to.match(/node\(s\) 4 did not reach line rate within 10000 ms/);
+      expect(core.status().configChange).to.equal(null);
+    });
+
     it('after an abort the same change can be proposed again', () => {
       const { core, deadline } = catchingUp();
       stepDurably(core, { type: 'tick', nowMs: deadline });
@@ -730,6 +797,21 @@ describe('non-voters', () => {
 // state" (covered in init_with_config.test.ts); here, how such a node comes back, or does not.
 describe('after isCandidateUnknown', () => {
   const unknown = (term: number) => ({ type: 'voteResponse' as const, term: t(term), voteGranted: false, isCandidateUnknown: true });
+
+  // Found in review: "unknown" answers carry the responder's term, which they never move, so only
+  // the term of the request tells a late answer to an earlier campaign from one to this campaign.
+  it('an "unknown" answer to an earlier campaign is ignored; one to this campaign still counts', () => {
+    const core = makeCore({ id: 3, entries: [configEntry(1, 1, membership(1, 2, 3))] });
+    timeOut(core);
+    timeOut(core);
+    expect(core.status()).to.include({ role: 'Candidate', currentTerm: 3 });
+    const late = stepDurably(core, { type: 'voteResponse', from: n(2), resp: unknown(1), requestTerm: t(2) });
+    expect(core.status()).to.include({ role: 'Candidate', currentTerm: 3 });
+    expect(ofType(late, 'leftCluster')).to.deep.equal([]);
+    const now = stepDurably(core, { type: 'voteResponse', from: n(2), resp: unknown(1), requestTerm: t(3) });
+    expect(core.status().role).to.equal('NonVoter');
+    expect(ofType(now, 'leftCluster'), 'a node told it is unknown has left the cluster').to.have.length(1);
+  });
 
   it('a voter sent to NonVoter by a stale "unknown" returns to Follower when a leader replicates to it', () => {
     const core = makeCore({ id: 3, entries: [configEntry(1, 1, membership(1, 2, 3))] });

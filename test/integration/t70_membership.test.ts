@@ -236,6 +236,25 @@ describe('t70 membership (local)', function () {
     expect(new Set(ds.map((d) => d.sha256)).size).to.equal(1);
   });
 
+  // A node stopped under MemoryStorage lost its vote and log: starting a fresh node under an id the
+  // config still names could let it vote twice in one term. LocalCluster refuses until it is removed.
+  it('refuses to start a fresh node under an id the config still names, and allows it once the node is removed', async () => {
+    const c = cluster = await startKvCluster({ size: 3, placement: 'local' });
+    const leader = await c.waitForLeader({ timeoutMs: 15_000 });
+    const gone = without(c.ids, leader)[0]!;
+    await c.stopNode(gone);
+    let refused: unknown = null;
+    await c.addNode(gone).catch((err: unknown) => { refused = err; });
+    expect(refused).to.be.instanceOf(RangeError);
+    expect((refused as Error).message).to.match(new RegExp(`node ${gone} is still in the config`));
+    const removed = await c.node(leader).proposeConfigChange({ remove: [gone] });
+    expect(removed.membership.members).to.not.include(gone);
+    await c.addNode(gone);
+    const back = await c.node(leader).proposeConfigChange({ add: [gone] });
+    expect(back.membership.members).to.include(gone);
+    await waitForConfig(c, gone, [...back.membership.members]);
+  });
+
   it('shrinks 5 -> 3: the removed nodes end NonVoter and get no more entries; the three keep committing', async () => {
     const c = cluster = await startKvCluster({ size: 5, placement: 'local' });
     const leader = await c.waitForLeader({ timeoutMs: 15_000 });

@@ -14,7 +14,7 @@
  * A change that only adds or removes non-voters skips straight to `uniform`: quorums do not change.
  */
 import { InoperableConfigError, MalformedMessageError, NoopConfigChangeError } from './errors';
-import { sameNodes } from './membership';
+import { MAX_CONFIG_NODES, sameNodes } from './membership';
 import type { LogIndex, Membership, NodeId } from './types';
 
 /** What the application asks for. Every list is optional; ids must be distinct across lists. */
@@ -69,6 +69,7 @@ export function validateConfigChangeRequest(req: unknown): ConfigChangeRequest {
     const list = r[key];
     if (list === undefined) continue;
     if (!Array.isArray(list)) throw new MalformedMessageError(`${key} must be an array of node ids`);
+    if (list.length > MAX_CONFIG_NODES) throw new MalformedMessageError(`${key} lists ${list.length} ids; a config holds at most ${MAX_CONFIG_NODES} nodes`);
     for (const id of list) {
       if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1) throw new MalformedMessageError(`${key}: bad node id ${String(id)}`);
       const other = seen.get(id);
@@ -104,6 +105,7 @@ export function planConfigChange(current: Membership, req: ConfigChangeRequest):
   if (sameNodes(voters, current.members) && sameNodes(nonVoters, current.nonVoters)) throw new NoopConfigChangeError(current);
   const after: Membership = { members: voters, nonVoters, membersAfterConsensus: null };
   if (voters.length === 0) throw new InoperableConfigError(after, 'no voter would be left');
+  if (voters.length + nonVoters.length > MAX_CONFIG_NODES) throw new InoperableConfigError(after, `${voters.length + nonVoters.length} nodes exceed the limit of ${MAX_CONFIG_NODES}`);
   if (voters.length === 1 && current.members.length >= 2) {
     throw new InoperableConfigError(after, `a cluster of ${current.members.length} voters may not shrink to one: it could no longer survive the loss of any node`);
   }

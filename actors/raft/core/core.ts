@@ -37,6 +37,9 @@ export interface RaftCoreOptions {
 /** The inputs that are RPC traffic, and so go through the term rules of paper 5.1. */
 type Message = Extract<Input, { type: 'appendEntries' | 'vote' | 'voteResponse' }>;
 
+/** Catch-up of new voters lasts at most this many catchUpTimeoutMs in all (see catchUpDeadline). */
+export const CATCH_UP_CAP_FACTOR = 10;
+
 /** The leader's config change in progress (phases: see config-change.ts). */
 interface ActiveChange {
   readonly id: number;
@@ -44,11 +47,12 @@ interface ActiveChange {
   readonly target: ConfigTarget;
   /** New voters, replicated to as non-voters until each is at line rate. */
   readonly syncing: readonly NodeId[];
-  readonly awaiting: Set<NodeId>;
+  /** New voters not yet at line rate, each with the time of its last replication progress. */
+  readonly awaiting: Map<NodeId, number>;
   /** Each syncing node must hold at least this: the commit index when catch-up began. */
   floor: LogIndex;
-  /** Catch-up is abandoned at this time unless an awaited node makes progress first. */
-  deadlineMs: number;
+  /** When catch-up began; it is abandoned CATCH_UP_CAP_FACTOR x catchUpTimeoutMs later in any case. */
+  catchUpStartMs: number;
   /** The config entry appended for the joint or uniform phase. */
   configIndex: LogIndex;
 }
@@ -166,12 +170,15 @@ export class RaftCore {
     if (this.change !== null) throw new ConfigChangeInProgressError(`change ${this.change.id} is in its ${this.change.phase} phase`);
     const m = this.membership;
     if (m.membersAfterConsensus !== null) throw new ConfigChangeInProgressError(`the joint config at index ${this.log.membershipIndex} is not finished yet`);
+    // A leader outside its latest config is finishing a change that removes it, and steps down once
+    // that config commits: it must not start another.
+    if (!isVoter(m, this.id)) throw new ConfigChangeInProgressError(`this leader is leaving: the config at index ${this.log.membershipIndex} removes it and is not committed yet`);
     // The latest config may be uncommitted (a new leader's inheritance): it is ours to commit, so
     // planning on it is safe; the change waits for it to commit before appending anything.
     const target = planConfigChange(m, req);
     const c: ActiveChange = {
-      id: this.nextChangeId++, phase: 'waiting', target, syncing: newVoters(m, target), awaiting: new Set(),
-      floor: 0 as LogIndex, deadlineMs: Infinity, configIndex: 0 as LogIndex,
+      id: this.nextChangeId++, phase: 'waiting', target, syncing: newVoters(m, target), awaiting: new Map(),
+      floor: 0 as LogIndex, catchUpStartMs: 0, configIndex: 0 as LogIndex,
     };
     this.change = c;
     this.advanceConfigChange();
@@ -185,7 +192,7 @@ export class RaftCore {
       currentLeader: this.currentLeader, lastLogIndex: this.log.lastIndex, lastLogTerm: this.log.lastTerm,
       durableIndex: this.log.durableIndex, commitIndex: this.log.commitIndex, lastApplied: this.log.lastApplied,
       membership: this.membership, membershipIndex: this.log.membershipIndex,
-      configChange: c === null ? null : { phase: c.phase, target: c.target, awaiting: [...c.awaiting] },
+      configChange: c === null ? null : { phase: c.phase, target: c.target, awaiting: [...c.awaiting.keys()] },
     };
   }
 
@@ -195,7 +202,7 @@ export class RaftCore {
    */
   nextDeadlineMs(): number | null {
     if (this.role === 'Follower' || this.role === 'Candidate') return this.electionDeadlineMs;
-    if (this.role === 'Leader' && this.change?.phase === 'catchingUp') return this.change.deadlineMs;
+    if (this.role === 'Leader' && this.change?.phase === 'catchingUp') return this.catchUpDeadline(this.change);
     return null;
   }
 
@@ -266,6 +273,8 @@ export class RaftCore {
     }
     const { from, resp } = msg;
     if (resp.isCandidateUnknown) {
+      // A late "unknown" to an earlier campaign says nothing about this one.
+      if (msg.requestTerm !== undefined && msg.requestTerm !== this.currentTerm) return;
       // Seed 000: with entries we were part of a cluster that has dropped us; at index 0 we are
       // still forming one, and the peer will know us once it runs InitWithConfig.
       if (this.log.lastIndex > 0) this.becomeNonVoter();
@@ -458,8 +467,8 @@ export class RaftCore {
     if (!lead.recordMatch(peer, matchIndex)) return;
     const c = this.change;
     if (c?.phase === 'catchingUp' && c.awaiting.has(peer)) {
-      c.deadlineMs = this.nowMs + this.config.catchUpTimeoutMs;
       if (this.caughtUp(c, matchIndex)) c.awaiting.delete(peer);
+      else c.awaiting.set(peer, this.nowMs);
     }
     this.maybeCommitAsLeader();
   }
@@ -518,9 +527,9 @@ export class RaftCore {
   private beginCatchUp(c: ActiveChange): void {
     c.phase = 'catchingUp';
     c.floor = this.log.commitIndex;
-    c.deadlineMs = this.nowMs + this.config.catchUpTimeoutMs;
+    c.catchUpStartMs = this.nowMs;
     const lead = this.leadership!;
-    for (const id of c.syncing) if (!this.caughtUp(c, lead.matchOf(id))) c.awaiting.add(id);
+    for (const id of c.syncing) if (!this.caughtUp(c, lead.matchOf(id))) c.awaiting.set(id, this.nowMs);
     this.retarget();
   }
 
@@ -529,14 +538,30 @@ export class RaftCore {
     return match >= c.floor && match + this.config.replicationLagThreshold >= this.log.lastIndex;
   }
 
-  /** An awaited node made no progress for catchUpTimeoutMs: give up, nothing of the change is in the log. */
+  /**
+   * Catch-up ends when any awaited node has made no progress for catchUpTimeoutMs (each node has its
+   * own clock: one node's progress must not hide another's death), and in any case
+   * CATCH_UP_CAP_FACTOR x catchUpTimeoutMs after it began (a node that progresses but never reaches
+   * line rate, because writes outpace it, must not hold up every later change).
+   */
+  private catchUpDeadline(c: ActiveChange): number {
+    let at = c.catchUpStartMs + CATCH_UP_CAP_FACTOR * this.config.catchUpTimeoutMs;
+    for (const last of c.awaiting.values()) at = Math.min(at, last + this.config.catchUpTimeoutMs);
+    return at;
+  }
+
+  /** The catch-up deadline passed: give up; nothing of the change is in the log. */
   private abandonCatchUp(): void {
     const c = this.change;
     if (c === null || c.phase !== 'catchingUp') return;
     this.change = null;
     this.retarget();
-    const slow = [...c.awaiting].join(', ');
-    this.settleChange(c, { ok: false, error: new ConfigChangeAbortedError('catch-up-timeout', false, `node(s) ${slow} made no replication progress for ${this.config.catchUpTimeoutMs} ms`) });
+    const timeout = this.config.catchUpTimeoutMs;
+    const stalled = [...c.awaiting].filter(([, last]) => this.nowMs >= last + timeout).map(([id]) => id);
+    const detail = stalled.length > 0
+      ? `node(s) ${stalled.join(', ')} made no replication progress for ${timeout} ms`
+      : `node(s) ${[...c.awaiting.keys()].join(', ')} did not reach line rate within ${CATCH_UP_CAP_FACTOR * timeout} ms`;
+    this.settleChange(c, { ok: false, error: new ConfigChangeAbortedError('catch-up-timeout', false, detail) });
   }
 
   private appendConfig(membership: Membership): LogIndex {

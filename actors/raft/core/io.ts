@@ -31,8 +31,12 @@ export type Input =
   | { readonly type: 'appendEntries'; readonly reqId: number; readonly req: AppendEntriesRequest }
   /** A RequestVote RPC arrived; answer with a `reply` command carrying the same reqId. */
   | { readonly type: 'vote'; readonly reqId: number; readonly req: VoteRequest }
-  /** A peer answered our vote request (sent by a `sendVote` command). */
-  | { readonly type: 'voteResponse'; readonly from: NodeId; readonly resp: VoteResponse }
+  /**
+   * A peer answered our vote request (sent by a `sendVote` command). `requestTerm`, the term of the
+   * request answered, lets the core ignore a late answer to an earlier campaign; an "unknown" answer
+   * carries the responder's term, not ours, so only the request's term tells its age.
+   */
+  | { readonly type: 'voteResponse'; readonly from: NodeId; readonly resp: VoteResponse; readonly requestTerm?: Term }
   /** A replication stream of `leaderTerm` learned that `peer` has `matchIndex` durable. */
   | { readonly type: 'replicated'; readonly peer: NodeId; readonly leaderTerm: Term; readonly matchIndex: LogIndex }
   /** Some response carried a higher term than ours: step down. */

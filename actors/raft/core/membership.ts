@@ -5,6 +5,9 @@
 import { InoperableConfigError, InvariantViolation } from './errors';
 import type { Entry, LogIndex, Membership, NodeId } from './types';
 
+/** Most nodes (voters and non-voters) a config may name: a bound so a typo cannot spawn thousands of streams. */
+export const MAX_CONFIG_NODES = 256;
+
 /**
  * The membership of a node that has never seen a config: itself alone. Such a node stays a
  * passive NonVoter until InitWithConfig or a leader's config entry (seeds 000, 004).
@@ -26,6 +29,7 @@ export function initialMembership(self: NodeId, members: readonly NodeId[]): Mem
   const dup = members.find((m, k) => members.indexOf(m) !== k);
   if (dup !== undefined) throw new InoperableConfigError(membership, `node ${dup} is listed twice`);
   if (!members.includes(self)) throw new InoperableConfigError(membership, `this node (${self}) is not among the members`);
+  if (members.length > MAX_CONFIG_NODES) throw new InoperableConfigError(membership, `${members.length} members exceed the limit of ${MAX_CONFIG_NODES}`);
   return membership;
 }
 
