@@ -8,23 +8,8 @@ import { expect } from 'chai';
 import type { Entry } from '../../actors/raft/core/types';
 import { Cluster, type ClusterNode } from './helpers/cluster';
 import { n } from './helpers/fixtures';
+import { entryKey, expectSameAppliedPrefix, payload } from './helpers/membership';
 
-const key = (e: Entry) => `${e.index}/${e.term}/${e.kind}/${e.kind === 'normal' ? Array.from(e.payload).join('.') : ''}`;
-
-/** Every pair of nodes agrees on every index both have applied, and each applied 1..k without gaps. */
-function expectSameAppliedPrefix(nodes: Iterable<ClusterNode>): void {
-  const byIndex = new Map<number, string>();
-  for (const node of nodes) {
-    node.applied.forEach((e, k) => {
-      expect(e.index, `node ${node.id} applied out of order`).to.equal(k + 1);
-      const seen = byIndex.get(e.index);
-      if (seen === undefined) byIndex.set(e.index, key(e));
-      else expect(key(e), `node ${node.id} applied a different entry at ${e.index}`).to.equal(seen);
-    });
-  }
-}
-
-const payload = (k: number) => Uint8Array.of(k >> 8, k & 0xff);
 
 function formCluster(seed: number): Cluster {
   const c = new Cluster([1, 2, 3], seed);
@@ -96,7 +81,7 @@ describe('cluster: three cores end to end', () => {
       expectSameAppliedPrefix(c.nodes.values());
       for (const node of c.nodes.values()) {
         expect(node.applied.some(stray), `node ${node.id} applied an entry the isolated leader accepted`).to.equal(false);
-        expect(node.storage.log.map(key)).to.deep.equal(fresh.storage.log.map(key));
+        expect(node.storage.log.map(entryKey)).to.deep.equal(fresh.storage.log.map(entryKey));
       }
     });
   }

@@ -24,7 +24,8 @@ export const ids = (...v: number[]): NodeId[] => v.map(n);
 export const payload = (k: number): Uint8Array => Uint8Array.of(k >> 8, k & 0xff);
 export const payloadNumber = (e: Entry): number | null => (e.kind === 'normal' ? (e.payload[0]! << 8) | e.payload[1]! : null);
 
-const entryKey = (e: Entry): string => `${e.index}/${e.term}/${e.kind}/${e.kind === 'normal' ? Array.from(e.payload).join('.') : ''}`
+/** One entry as a string: equal strings, equal entries (index, term, kind, payload, config). */
+export const entryKey = (e: Entry): string => `${e.index}/${e.term}/${e.kind}/${e.kind === 'normal' ? Array.from(e.payload).join('.') : ''}`
   + `${e.kind === 'config' ? JSON.stringify(e.membership) : ''}`;
 
 /**
