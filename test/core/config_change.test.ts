@@ -787,9 +787,32 @@ describe('non-voters', () => {
     const core = makeCore({ id: 3, entries: [configEntry(1, 1, membership(1, 2, 3))] });
     stepDurably(core, { type: 'appendEntries', reqId: 1, req: appendReq(1, 2, 1, 1, [configEntry(2, 2, cfg([1, 2, 3], [3], [1, 2]))]) });
     expect(core.status().role, 'still a voter of the old side while joint').to.equal('Follower');
-    stepDurably(core, { type: 'appendEntries', reqId: 2, req: appendReq(1, 2, 2, 2, [configEntry(3, 2, cfg([1, 2], [3]))]) });
-    expect(core.status().role).to.equal('NonVoter');
+    stepDurably(core, { type: 'appendEntries', reqId: 2, req: appendReq(1, 2, 2, 2, [configEntry(3, 2, cfg([1, 2], [3]))], 2) });
+    // Until the final config is known committed, a voter of the joint config before it stays in
+    // elections: it may be needed to finish the change (see the next test).
+    expect(core.status().role, 'final config not yet committed').to.equal('Follower');
+    stepDurably(core, { type: 'appendEntries', reqId: 3, req: appendReq(1, 2, 3, 2, [], 3) });
+    expect(core.status()).to.include({ role: 'NonVoter', commitIndex: 3 });
     expect(core.nextDeadlineMs()).to.equal(null);
+  });
+
+  // Found by the simulator's membership nemesis (seed 593, 3 nodes): leader 1 of {1} replaced by 2
+  // appended the final {2} and was deposed before it committed. Passive as a non-member, it never
+  // campaigned; node 2, behind it, could not win the joint majority without 1's vote, which 1, ahead,
+  // refused: no leader ever. Now 1 campaigns among the final config's voters, wins, commits the
+  // final config and steps down.
+  it('a deposed leader holding the only copy of the final config that removes it campaigns, commits it and steps down', () => {
+    const joint = cfg([1], [], [2]);
+    const core = makeCore({ id: 1, entries: [configEntry(1, 1, membership(1)), configEntry(2, 1, joint), configEntry(3, 1, membership(2))], term: 1, lastApplied: 2 });
+    expect(core.status()).to.include({ role: 'Follower', commitIndex: 2, membershipIndex: 3 });
+    const cmds = timeOut(core);
+    expect(core.status()).to.include({ role: 'Candidate', currentTerm: 2 });
+    expect(ofType(cmds, 'sendVote').map((v) => v.to), 'asks the final config\'s voters').to.deep.equal([2]);
+    stepDurably(core, { type: 'voteResponse', from: n(2), resp: grant(2), requestTerm: t(2) });
+    expect(core.status().role).to.equal('Leader');
+    const done = stepDurably(core, { type: 'replicated', peer: n(2), leaderTerm: t(2), matchIndex: i(4) });
+    expect(ofType(done, 'commit').map((c) => c.commitIndex)).to.deep.equal([4]);
+    expect(core.status()).to.include({ role: 'NonVoter', commitIndex: 4 });
   });
 });
 

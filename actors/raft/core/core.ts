@@ -107,7 +107,7 @@ export class RaftCore {
       this.saves.markDirty();
       this.flushHardState();
     }
-    const passive = this.log.lastIndex === 0 || !isVoter(this.membership, this.id);
+    const passive = this.log.lastIndex === 0 || !this.isActiveVoter();
     this.role = passive ? 'NonVoter' : 'Follower';
     if (!passive) this.electionDeadlineMs = this.randomDeadline();
   }
@@ -354,7 +354,7 @@ export class RaftCore {
     }
     this.campaign = null;
     this.currentLeader = leaderId;
-    const passive = this.role === 'NonVoter' || !isVoter(this.membership, this.id);
+    const passive = this.role === 'NonVoter' || !this.isActiveVoter();
     this.role = passive ? 'NonVoter' : 'Follower';
     this.electionDeadlineMs = passive ? null : this.randomDeadline();
   }
@@ -405,12 +405,11 @@ export class RaftCore {
 
   /** A config entry was appended or truncated away: the node's part in the cluster may have changed. */
   private onMembershipChanged(): void {
-    const m = this.membership;
     if (this.leadership !== null) {
       this.retarget();
       return;
     }
-    const voter = isVoter(m, this.id);
+    const voter = this.isActiveVoter();
     if (this.role === 'Follower' && !voter) this.becomeNonVoter();
     else if (this.role === 'NonVoter' && voter) {
       this.role = 'Follower';
@@ -422,7 +421,7 @@ export class RaftCore {
 
   private handleAppendEntries(reqId: number, req: AppendEntriesRequest): void {
     this.currentLeader = req.leaderId;
-    if (this.role === 'NonVoter' && this.log.lastIndex > 0 && isVoter(this.membership, this.id)) {
+    if (this.role === 'NonVoter' && this.log.lastIndex > 0 && this.isActiveVoter()) {
       // A voter that an "unknown" answer sent to NonVoter while a leader still replicates to it:
       // the answer was wrong (or stale), and the leader's traffic proves it. Vote again.
       this.role = 'Follower';
@@ -596,6 +595,24 @@ export class RaftCore {
     if (!this.log.commitTo(n)) return;
     this.emit({ type: 'commit', commitIndex: n });
     this.maybeApply();
+    // A follower kept active by an uncommitted config that removes it (isActiveVoter) is out once it commits.
+    if (this.role === 'Follower' && !this.isActiveVoter()) this.becomeNonVoter();
+  }
+
+  /**
+   * Whether this node takes part in elections: it is a voter of its latest config or, while that
+   * config removes it and is not known to be committed, a voter of the joint config before it. The
+   * second case is a node being removed (the final config after a joint one) that must still be
+   * able to finish the change: a leader deposed after appending the final config that removes it
+   * may hold the only copy of that config, be the only node others' election rules accept, and
+   * be needed for a majority of the old voters. Passive, it left the cluster with no leader, ever
+   * (found by the simulator's membership nemesis). Active, it campaigns among the new config's
+   * voters, commits the final config and steps down, as seed 000 describes.
+   */
+  private isActiveVoter(): boolean {
+    if (isVoter(this.membership, this.id)) return true;
+    const before = this.log.previousMembership;
+    return this.log.membershipIndex > this.log.commitIndex && before.membersAfterConsensus !== null && isVoter(before, this.id);
   }
 
   /** Hands committed, durable entries to the state machine in order, each once. */

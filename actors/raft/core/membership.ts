@@ -82,6 +82,11 @@ export class ConfigHistory {
     return this.configs.length === 0 ? this.base : this.configs[this.configs.length - 1]!.membership;
   }
 
+  /** The config in force before `current` (the base membership when there is none). */
+  get previous(): Membership {
+    return this.configs.length < 2 ? this.base : this.configs[this.configs.length - 2]!.membership;
+  }
+
   /** The index of the entry holding `current`; 0 for the base membership. */
   get currentIndex(): LogIndex {
     return this.configs.length === 0 ? (0 as LogIndex) : this.configs[this.configs.length - 1]!.index;

@@ -47,6 +47,8 @@ export class ReplicatedLog implements LogView {
   get lastApplied(): LogIndex { return this.appliedThrough; }
   /** The latest config in the log (paper 6: in force once appended), or the base membership. */
   get membership(): Membership { return this.configs.current; }
+  /** The config before the one in force (the base membership when there is none). */
+  get previousMembership(): Membership { return this.configs.previous; }
   /** The index of the config entry in force; 0 while the base membership is. */
   get membershipIndex(): LogIndex { return this.configs.currentIndex; }
 
