@@ -9,6 +9,7 @@
  */
 import * as path from 'node:path';
 import { runChaos, type ChaosOptions, type RunReport, type ViolationKind } from './chaos';
+import { addMembershipReport, emptyMembershipReport, type MembershipReport } from './membership-nemesis';
 
 export interface CampaignOptions extends Omit<ChaosOptions, 'seed' | 'onSimulation' | 'keepTrace'> {
   readonly seeds: readonly number[];
@@ -30,6 +31,8 @@ export interface CampaignSummary {
   readonly faults: Record<string, number>;
   readonly invariantChecks: number;
   readonly histories: { readonly checked: number; readonly linearizable: number; readonly illegal: number; readonly unknown: number; readonly operations: number };
+  /** Config changes the nemesis proposed over every run, and how they ended (all zero without the membership fault). */
+  readonly membership: MembershipReport;
   readonly violations: readonly { readonly seed: number; readonly kind: ViolationKind; readonly message: string; readonly replay: string }[];
   readonly undecidedSeeds: readonly number[];
 }
@@ -67,7 +70,9 @@ export function summarize(reports: readonly RunReport[], wallMs: number): Campai
   let steps = 0;
   let virtualMs = 0;
   let checks = 0;
+  const membership = emptyMembershipReport();
   for (const r of reports) {
+    if (r.membership) addMembershipReport(membership, r.membership);
     steps += r.steps;
     virtualMs += r.virtualMs;
     checks += r.invariantChecks;
@@ -84,6 +89,6 @@ export function summarize(reports: readonly RunReport[], wallMs: number): Campai
   const undecidedSeeds = reports.filter((r) => r.violation === null && r.history.verdict !== 'ok').map((r) => r.seed);
   return {
     runs: reports.length, passed: reports.filter((r) => r.ok).length, failed: violations.length, undecided: undecidedSeeds.length,
-    steps, virtualMs, wallMs, faults, invariantChecks: checks, histories, violations, undecidedSeeds,
+    steps, virtualMs, wallMs, faults, invariantChecks: checks, histories, membership, violations, undecidedSeeds,
   };
 }

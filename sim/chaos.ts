@@ -1,9 +1,11 @@
 /**
  * One simulated run under faults, as the campaign and the CLI run it:
- * 1. chaos: KV clients run while a nemesis partitions, clogs, crashes and slows nodes and the
- *    network loses, duplicates, delays and reorders packets; invariants are checked every step;
+ * 1. chaos: KV clients run while a nemesis partitions, clogs, crashes and slows nodes, changes the
+ *    cluster's membership, and the network loses, duplicates, delays and reorders packets;
+ *    invariants are checked every step;
  * 2. heal: faults off, every node back up. The cluster must elect a leader and commit a new write
- *    within `healMs`, or the run fails for liveness;
+ *    within `healMs`, settle any membership change, and every member must catch up, or the run
+ *    fails for liveness;
  * 3. the clients' history is checked for linearizability.
  * A run never throws for a finding: it reports it, with the command that replays it.
  *
@@ -14,20 +16,28 @@
 import type { NodeId } from '../actors/raft/core/types';
 import type { RaftConfig } from '../actors/raft/core/config';
 import type { SeededRandom } from '../runtime/random';
-import { InvariantViolationError } from './invariants';
+import { describeMembership, InvariantViolationError } from './invariants';
 import { RELIABLE_NETWORK, UNRELIABLE_NETWORK, type NetworkFaults } from './sim-network';
 import { Simulation } from './simulation';
+import {
+  configSettled, defaultMembers, emptyMembershipReport, MEMBERSHIP_CATCH_UP_TIMEOUT_MS, MembershipNemesis, membersOf, type MembershipReport,
+} from './membership-nemesis';
 import { KvWorkload } from './workload';
 import { kvModel } from './linearizability';
 
-/** What the nemesis may do during chaos. Packet faults (loss, duplication, delay, reordering) are `packets`. */
-export const FAULT_KINDS = ['packets', 'partition', 'one-way', 'partial', 'isolate', 'clog', 'crash', 'torn-write', 'slow-disk'] as const;
+/**
+ * What the nemesis may do during chaos. Packet faults (loss, duplication, delay, reordering) are
+ * `packets`; `membership` proposes config changes on the leader and wipes removed nodes.
+ */
+export const FAULT_KINDS = ['packets', 'partition', 'one-way', 'partial', 'isolate', 'clog', 'crash', 'torn-write', 'slow-disk', 'membership'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export interface ChaosOptions {
   readonly seed: number;
-  /** Cluster size (default 5). */
+  /** Nodes in the simulation (default 5). */
   readonly nodes?: number;
+  /** How many of them form the cluster at the start (default: all; with the membership fault, see defaultMembers). */
+  readonly members?: number;
   /** Virtual ms of chaos (default 4,000). */
   readonly chaosMs?: number;
   /** Bound on the heal phase: a leader and a committed write within this many virtual ms (default 10,000). */
@@ -60,6 +70,10 @@ export interface RunReport {
   readonly faults: Record<string, number>;
   readonly invariantChecks: number;
   readonly history: { readonly ops: number; readonly ok: number; readonly fail: number; readonly unknown: number; readonly verdict: 'ok' | 'illegal' | 'unknown' | 'not checked' };
+  /** Initial members (ids 1..members). */
+  readonly members: number;
+  /** Config changes the nemesis proposed, and how they ended. */
+  readonly membership: MembershipReport;
   readonly violation: { readonly kind: ViolationKind; readonly message: string; readonly step?: number } | null;
   readonly traceHash: string;
   /** The command that replays this run exactly. */
@@ -71,6 +85,7 @@ const DEFAULTS = { nodes: 5, chaosMs: 4_000, healMs: 10_000, clients: 4, keys: 3
 /** The CLI arguments that reproduce `opts` (defaults left out). */
 export function replayCommand(opts: ChaosOptions): string {
   const args = [`--seed ${opts.seed}`, `--nodes ${opts.nodes ?? DEFAULTS.nodes}`];
+  if (opts.members !== undefined) args.push(`--members ${opts.members}`);
   if (opts.chaosMs !== undefined && opts.chaosMs !== DEFAULTS.chaosMs) args.push(`--chaos-ms ${opts.chaosMs}`);
   if (opts.healMs !== undefined && opts.healMs !== DEFAULTS.healMs) args.push(`--heal-ms ${opts.healMs}`);
   if (opts.clients !== undefined && opts.clients !== DEFAULTS.clients) args.push(`--clients ${opts.clients}`);
@@ -88,20 +103,24 @@ export async function runChaos(opts: ChaosOptions): Promise<RunReport> {
   const count = (k: string, n = 1) => { if (n > 0) faults[k] = (faults[k] ?? 0) + n; };
   let violation: RunReport['violation'] = null;
   let verdict: RunReport['history']['verdict'] = 'not checked';
+  const members = opts.members ?? (kinds.has('membership') ? defaultMembers(nodes, opts.seed) : nodes);
   const sim = await Simulation.create({
-    seed: opts.seed, nodes, config: opts.config, keepTrace: opts.keepTrace,
+    seed: opts.seed, nodes, members, keepTrace: opts.keepTrace,
+    // A catch-up stalled on a node that is down or cut off gives way after 1 s rather than the
+    // default 30 s, so that one change does not hold up every other for the rest of the chaos.
+    config: kinds.has('membership') ? { catchUpTimeoutMs: MEMBERSHIP_CATCH_UP_TIMEOUT_MS, ...opts.config } : opts.config,
     disk: { tornWriteProbability: kinds.has('torn-write') ? 0.5 : 0 },
   });
   opts.onSimulation?.(sim);
   const workload = new KvWorkload(sim, { clients: opts.clients ?? DEFAULTS.clients, keys: opts.keys ?? DEFAULTS.keys });
+  const nemesis = new Nemesis(sim, kinds, sim.random.fork('nemesis'), count);
   try {
     // ---- chaos ----
     if (kinds.has('packets')) sim.network.faults = opts.packetFaults ?? UNRELIABLE_NETWORK;
     workload.start();
-    const nemesis = new Nemesis(sim, kinds, sim.random.fork('nemesis'), count);
     const chaosEnd = sim.now() + (opts.chaosMs ?? DEFAULTS.chaosMs);
     while (sim.now() < chaosEnd) {
-      await sim.runFor(Math.min(chaosEnd - sim.now(), 50 + nemesis.random.nextFloat() * 450));
+      await nemesis.runFor(Math.min(chaosEnd - sim.now(), 50 + nemesis.random.nextFloat() * 450));
       await nemesis.act();
       checkFailures(sim);
     }
@@ -124,11 +143,23 @@ export async function runChaos(opts: ChaosOptions): Promise<RunReport> {
     }
     await workload.stop();
     checkFailures(sim);
+    if (violation === null && kinds.has('membership')) {
+      // A change still under way finishes (or is abandoned) once the cluster is healthy: no leader
+      // may be left in a joint config, or holding a config it has not committed.
+      try {
+        await sim.runUntil(() => configSettled(sim), { timeoutMs: healMs, what: 'a settled config' });
+      } catch {
+        violation = { kind: 'liveness', message: `the membership did not settle within ${healMs} virtual ms after healing; nodes: ${describeNodes(sim)}`, step: sim.stats.steps };
+      }
+    }
     if (violation === null) {
-      // Every node catches up with the leader's commit index; state hashes are compared on the way.
+      // Every member of the leader's config (voters and learners; removed nodes are no longer
+      // replicated to) catches up with its commit index; state hashes are compared on the way.
       const leader = sim.leader();
-      const target = leader === null ? 0 : sim.inspect(leader)!.status.commitIndex;
-      await sim.runUntil(() => sim.ids.every((id) => (sim.inspect(id)?.status.lastApplied ?? 0) >= target), { timeoutMs: healMs, what: `every node applying index ${target}` });
+      const status = leader === null ? null : sim.inspect(leader)!.status;
+      const target = status === null ? 0 : status.commitIndex;
+      const catchUp = status === null ? sim.ids : membersOf(status.membership);
+      await sim.runUntil(() => catchUp.every((id) => (sim.inspect(id)?.status.lastApplied ?? 0) >= target), { timeoutMs: healMs, what: `every member (${catchUp.join(',')}) applying index ${target}` });
       // ---- linearizability ----
       const check = workload.check({ timeoutMs: opts.checkTimeoutMs ?? DEFAULTS.checkTimeoutMs });
       verdict = check.verdict;
@@ -141,6 +172,7 @@ export async function runChaos(opts: ChaosOptions): Promise<RunReport> {
     else if (err instanceof NodeFailure) violation = { kind: 'node-failure', message: err.message, step: sim.stats.steps };
     else violation = { kind: 'simulation', message: `${(err as Error).name}: ${(err as Error).message}`, step: sim.stats.steps };
   } finally {
+    nemesis.membership?.close();
     await sim.shutdown().catch(() => undefined);
   }
   const w = workload.stats;
@@ -148,6 +180,7 @@ export async function runChaos(opts: ChaosOptions): Promise<RunReport> {
     seed: opts.seed, nodes, ok: violation === null && verdict === 'ok', steps: sim.stats.steps, virtualMs: Math.round(sim.now()),
     wallMs: Date.now() - started, faults, invariantChecks: sim.checker.checks,
     history: { ops: workload.history().length, ok: w.ok, fail: w.fail, unknown: w.unknown, verdict },
+    members, membership: nemesis.membership?.report ?? emptyMembershipReport(),
     violation, traceHash: sim.traceHash(), replay: replayCommand(opts),
   };
 }
@@ -158,7 +191,9 @@ class NodeFailure extends Error {}
 export function describeNodes(sim: Simulation): string {
   return sim.ids.map((id) => {
     const s = sim.inspect(id)?.status;
-    return s ? `n${id} ${s.role} t${s.currentTerm} v${String(s.votedFor)} last=${s.lastLogIndex} commit=${s.commitIndex} applied=${s.lastApplied}` : `n${id} down`;
+    if (!s) return `n${id} down`;
+    const config = s.membershipIndex > 0 ? ` config@${s.membershipIndex}=${describeMembership(s.membership)}${s.configChange ? ` change=${s.configChange.phase}` : ''}` : '';
+    return `n${id} ${s.role} t${s.currentTerm} v${String(s.votedFor)} last=${s.lastLogIndex} commit=${s.commitIndex} applied=${s.lastApplied}${config}`;
   }).join('; ');
 }
 
@@ -176,13 +211,30 @@ function describeIllegal(check: ReturnType<KvWorkload['check']>): string {
 
 /** Picks and undoes faults during chaos. At most a minority of nodes is down at once. */
 class Nemesis {
+  /** The membership fault's own nemesis (null without it). */
+  readonly membership: MembershipNemesis | null;
   private readonly restartAt = new Map<NodeId, number>();
   private readonly slowUntil = new Map<NodeId, number>();
   /** A node to crash at the next action, while its slowed disk holds unsynced writes. */
   private tearNext: NodeId | null = null;
 
   constructor(private readonly sim: Simulation, private readonly kinds: Set<FaultKind>, readonly random: SeededRandom,
-    private readonly count: (k: string, n?: number) => void) {}
+    private readonly count: (k: string, n?: number) => void) {
+    const strikes: ('crash' | 'isolate')[] = [];
+    if (kinds.has('crash')) strikes.push('crash');
+    if (kinds.has('isolate') || kinds.has('partition')) strikes.push('isolate');
+    this.membership = kinds.has('membership') ? new MembershipNemesis(sim, random, strikes, {
+      restartAt: (id, at) => this.restartAt.set(id, at),
+      crashVictim: () => this.crashVictim(),
+      count: (k) => this.count(k),
+    }) : null;
+  }
+
+  /** Runs the simulation for `ms` of virtual time (carrying out the membership nemesis's strikes). */
+  async runFor(ms: number): Promise<void> {
+    if (this.membership !== null) await this.membership.runFor(ms);
+    else await this.sim.runFor(ms);
+  }
 
   async act(): Promise<void> {
     const sim = this.sim;
@@ -202,7 +254,12 @@ class Nemesis {
         this.restartAt.set(victim, sim.now() + 100 + this.random.nextFloat() * 1_000);
       }
     }
-    const actions = [...this.kinds].filter((k) => k !== 'packets');
+    // Membership changes run alongside the other faults: at 4 in 10 actions, a change (or a wipe).
+    if (this.membership !== null && this.random.nextFloat() < 0.4) {
+      sim.trace('nemesis membership');
+      if (await this.membership.act()) this.count('membership');
+    }
+    const actions = [...this.kinds].filter((k) => k !== 'packets' && k !== 'membership');
     if (actions.length === 0 || this.random.nextFloat() < 0.25) return;
     // Often heal what the network holds first, so partitions come and go rather than pile up.
     if (this.random.nextFloat() < 0.5) { sim.network.heal(); sim.trace('nemesis heal-network'); }
@@ -270,6 +327,7 @@ class Nemesis {
   /** Everything back to normal: links, clogs, disks, and every crashed node restarted. */
   async healAll(): Promise<void> {
     const sim = this.sim;
+    this.membership?.disarm();
     sim.network.heal();
     for (const id of sim.ids) sim.disk(id).slowFactor = 1;
     this.slowUntil.clear();

@@ -17,10 +17,20 @@
  *   index never decreases while it runs and never falls below what its state machine applied,
  *   and its applied index never decreases, across restarts too (durable state machine);
  * - durability: a leader never counts entries it has not made durable (its durable index is within
- *   what its disk has synced), and every entry it declares committed is durable on a quorum of disks.
+ *   what its disk has synced), and every entry it declares committed is durable on a quorum of disks
+ *   (of its config before or after the step: a leader may append a config entry in the step in
+ *   which it commits under the previous one);
+ * - membership changes (paper 6; need the simulator's storage, which reports every log write):
+ *   one change at a time (a config entry only follows a committed one); a joint config is followed
+ *   only by its own final config (its new voters and its non-voters), and starts from the voters of
+ *   the config before it; voters change only through a joint config; and a removed node never
+ *   leads: a new leader is a voter of its own latest config, which is no older than the latest
+ *   config committed before its term (seed 000's rare case, a node removed by an unfinished change
+ *   finishing it, is a voter of the committed joint config); a leader that commits a config
+ *   leaving it out steps down in that same step.
  */
 import { createHash } from 'node:crypto';
-import type { Entry, LogIndex, NodeId, Term } from '../actors/raft/core/types';
+import type { Entry, LogIndex, Membership, NodeId, Term } from '../actors/raft/core/types';
 import type { CoreStatus } from '../actors/raft/core/io';
 import type { DurableView } from './sim-storage';
 
@@ -50,6 +60,16 @@ interface NodeMemory {
   diskVote: number | null;
   /** log-matching hash chain of this node's (page cache) log: chain[i-1] for index i. */
   chain: string[];
+  /** The config entries of this node's (page cache) log, in index order. */
+  configs: ConfigSeen[];
+  /** The membership this node showed after the previous step it was observed in (null: not since it started). */
+  membership: Membership | null;
+}
+
+interface ConfigSeen {
+  readonly index: number;
+  readonly term: number;
+  readonly membership: Membership;
 }
 
 export class InvariantChecker {
@@ -65,6 +85,10 @@ export class InvariantChecker {
   /** Per applied index: a hash of the entry applied; per applied index: the state hash seen there. */
   private readonly appliedEntry: { hash: string; node: NodeId }[] = [];
   private readonly stateHash = new Map<number, { hash: string; node: NodeId }>();
+  /** index:term -> membership, for every config entry any log ever held. */
+  private readonly configContent = new Map<string, Membership>();
+  /** Config entries known committed, in index order (their commit term is in commitSeenInTerm). */
+  private readonly committedConfigs: ConfigSeen[] = [];
   private step = 0;
   private timeMs = 0;
 
@@ -87,8 +111,17 @@ export class InvariantChecker {
 
   private memory(id: NodeId): NodeMemory {
     let m = this.mem.get(id);
-    if (!m) { m = { term: 0, votedFor: null, commit: 0, applied: 0, role: 'NonVoter', diskTerm: 0, diskVote: null, chain: [] }; this.mem.set(id, m); }
+    if (!m) { m = { term: 0, votedFor: null, commit: 0, applied: 0, role: 'NonVoter', diskTerm: 0, diskVote: null, chain: [], configs: [], membership: null }; this.mem.set(id, m); }
     return m;
+  }
+
+  /**
+   * Node `id` got a new machine (Simulation.wipe): an empty disk and a fresh state machine. Nothing
+   * it held is a floor any more; it starts again as a node the checker has never seen. What the
+   * cluster committed and applied stays known, and its replay is checked against it.
+   */
+  wiped(id: NodeId): void {
+    this.mem.delete(id);
   }
 
   /**
@@ -104,6 +137,7 @@ export class InvariantChecker {
     const disk = this.quorumDisks?.(id);
     m.term = disk ? disk.hardState.currentTerm : 0;
     m.votedFor = disk ? disk.hardState.votedFor : null;
+    m.membership = null;
   }
 
   /** After every step, for every running node. */
@@ -124,9 +158,15 @@ export class InvariantChecker {
       if (other === undefined) {
         this.leaders.set(s.currentTerm, id);
         this.checkCompleteness(id, view, s.currentTerm);
+        this.checkLeaderInConfig(id, view, s.currentTerm);
       }
-      this.checkDurable(id, view);
+      this.checkLeaderDurable(id, view);
+      if (!isVoterOf(s.membership, id) && s.membershipIndex <= s.commitIndex) {
+        this.fail('removed leader steps down', `node ${id} still leads term ${s.currentTerm} after committing its config at index ${s.membershipIndex}, ${describeMembership(s.membership)}, which leaves it out`);
+      }
     }
+    // A leader that commits its own removal steps down in that same step: its last commit was still a leader's.
+    if (s.role === 'Leader' || (m.role === 'Leader' && m.term === s.currentTerm)) this.checkCommitDurable(id, view, m);
     if (s.commitIndex > m.commit) this.recordCommitted(id, view, m.commit + 1, s.commitIndex, s.currentTerm);
     this.checkDurableHardState(id, m);
     m.term = s.currentTerm;
@@ -134,6 +174,7 @@ export class InvariantChecker {
     m.commit = s.commitIndex;
     m.applied = s.lastApplied;
     m.role = s.role;
+    m.membership = s.membership;
   }
 
   /** The term and vote on disk never go back, crashes included: one durable vote per term. */
@@ -158,25 +199,69 @@ export class InvariantChecker {
     }
   }
 
-  private checkDurable(id: NodeId, view: NodeView): void {
+  /** A leader counts its own log only through what its disk has synced. */
+  private checkLeaderDurable(id: NodeId, view: NodeView): void {
     if (this.quorumDisks === undefined) return;
     const s = view.status;
     const own = this.quorumDisks(id);
     if (own !== undefined && s.durableIndex > own.lastIndex) {
       this.fail('leader counts only durable entries', `leader ${id} counts its log through ${s.durableIndex}, but its disk has synced only through ${own.lastIndex}`);
     }
-    const m = this.memory(id);
-    if (s.commitIndex > m.commit) {
-      const c = s.commitIndex;
-      const t = view.termAt(c);
-      // A majority of the voters, and while joint, a majority of the new voters too.
-      const ms = s.membership;
-      for (const group of ms.membersAfterConsensus ? [ms.members, ms.membersAfterConsensus] : [ms.members]) {
-        const holders = group.filter((v) => this.quorumDisks!(v)?.termAt(c) === t);
-        if (holders.length * 2 <= group.length) {
-          this.fail('committed means durable on a quorum', `leader ${id} committed index ${c} (term ${t}), durable only on ${JSON.stringify(holders)} of voters ${JSON.stringify(group)}`);
-        }
+  }
+
+  /**
+   * What a leader commits is durable on a quorum: a majority of the voters, and while joint, a
+   * majority of the new voters too. The config is the leader's latest, as it was before the step or
+   * after it: the leader may append a config entry in the same step as the commit that allowed it
+   * (the joint config right after catch-up, the final one right after the joint commits).
+   */
+  private checkCommitDurable(id: NodeId, view: NodeView, m: NodeMemory): void {
+    if (this.quorumDisks === undefined) return;
+    const s = view.status;
+    if (s.commitIndex <= m.commit) return;
+    const c = s.commitIndex;
+    const t = view.termAt(c);
+    const after = this.quorumShortfall(s.membership, c, t);
+    if (after === null) return;
+    if (m.membership !== null && this.quorumShortfall(m.membership, c, t) === null) return;
+    this.fail('committed means durable on a quorum', `leader ${id} committed index ${c} (term ${t}), durable only on ${JSON.stringify(after.holders)} of voters ${JSON.stringify(after.group)}`);
+  }
+
+  /** The first voter group of `ms` of which no majority holds index `c` with term `t` on disk, or null. */
+  private quorumShortfall(ms: Membership, c: number, t: Term | null): { holders: NodeId[]; group: readonly NodeId[] } | null {
+    for (const group of ms.membersAfterConsensus ? [ms.members, ms.membersAfterConsensus] : [ms.members]) {
+      const holders = group.filter((v) => this.quorumDisks!(v)?.termAt(c) === t);
+      if (holders.length * 2 <= group.length) return { holders, group };
+    }
+    return null;
+  }
+
+  /**
+   * A removed node never leads: when node `id` first leads term `term`, it is a voter of its own
+   * latest config (the one it was elected under), and that config is no older than the latest one
+   * committed before `term`. So a node that a committed config removed leads again only once a
+   * later config adds it back. Seed 000's rare case passes: a node removed by a change whose final
+   * config had not committed is a voter of the committed joint config, and may lead to finish it.
+   * So may a node whose latest config is that final config (it appended it as leader and was deposed
+   * before it committed): it is a voter of the joint config right before it in its log, and holds
+   * the only copy of the final config the others need (the core's isActiveVoter).
+   * (Leader completeness already makes the leader's log hold that committed config.)
+   */
+  private checkLeaderInConfig(id: NodeId, view: NodeView, term: number): void {
+    const s = view.status;
+    const configs = this.memory(id).configs;
+    const before = configs.length >= 2 && configs[configs.length - 1]!.index === s.membershipIndex ? configs[configs.length - 2]!.membership : null;
+    const finishing = before !== null && before.membersAfterConsensus !== null && isVoterOf(before, id);
+    if (!isVoterOf(s.membership, id) && !finishing) {
+      this.fail('removed node never leads', `node ${id} leads term ${term} under its config at index ${s.membershipIndex}, ${describeMembership(s.membership)}, of which it is not a voter`);
+    }
+    for (let k = this.committedConfigs.length - 1; k >= 0; k--) {
+      const c = this.committedConfigs[k];
+      if (!(this.commitSeenInTerm[c.index] < term)) continue;
+      if (s.membershipIndex < c.index) {
+        this.fail('removed node never leads', `node ${id} leads term ${term} under its config at index ${s.membershipIndex}, ${describeMembership(s.membership)}, older than the config committed at index ${c.index} in term ${this.commitSeenInTerm[c.index]}: ${describeMembership(c.membership)}`);
       }
+      return;
     }
   }
 
@@ -185,17 +270,31 @@ export class InvariantChecker {
       const t = view.termAt(i as LogIndex);
       if (t === null) continue; // compacted away; the apply check still covers it
       const known = this.committedTerm[i];
-      if (known === undefined) this.committedTerm[i] = t;
-      else if (known !== t) this.fail('state machine safety', `index ${i} committed with term ${known}, node ${id} committed term ${t}`);
+      if (known === undefined) {
+        this.committedTerm[i] = t;
+        const config = this.configContent.get(`${i}:${t}`);
+        if (config !== undefined) this.recordCommittedConfig({ index: i, term: t, membership: config });
+      } else if (known !== t) this.fail('state machine safety', `index ${i} committed with term ${known}, node ${id} committed term ${t}`);
       if (this.commitSeenInTerm[i] === undefined || inTerm < this.commitSeenInTerm[i]) this.commitSeenInTerm[i] = inTerm;
     }
   }
 
-  /** A node's log changed (its storage wrote it): extend its hash chain and compare with every other log. */
+  private recordCommittedConfig(c: ConfigSeen): void {
+    // Commits are recorded in index order per node, but two nodes may report them out of order.
+    let at = this.committedConfigs.length;
+    while (at > 0 && this.committedConfigs[at - 1].index > c.index) at--;
+    this.committedConfigs.splice(at, 0, c);
+  }
+
+  /**
+   * A node's log changed (its storage wrote it): extend its hash chain and compare with every other
+   * log, and check every config entry against the one before it in this log.
+   */
   logWritten(id: NodeId, truncateFrom: LogIndex | null, entries: readonly Entry[]): void {
     this.checks++;
     const m = this.memory(id);
     if (truncateFrom !== null && truncateFrom - 1 < m.chain.length) m.chain.length = truncateFrom - 1;
+    if (truncateFrom !== null) while (m.configs.length > 0 && m.configs[m.configs.length - 1].index >= truncateFrom) m.configs.pop();
     for (const e of entries) {
       if (e.index !== m.chain.length + 1) this.fail('log matching', `node ${id} wrote index ${e.index} after index ${m.chain.length}`);
       const prev = m.chain.length === 0 ? '' : m.chain[m.chain.length - 1];
@@ -205,6 +304,40 @@ export class InvariantChecker {
       if (seen === undefined) this.chains.set(key, { hash: h, node: id });
       else if (seen.hash !== h) this.fail('log matching', `node ${id} holds index ${e.index} term ${e.term} with a different history than node ${seen.node}`);
       m.chain.push(h);
+      if (e.kind === 'config') this.configAppended(id, m, { index: e.index, term: e.term, membership: e.membership });
+    }
+  }
+
+  /**
+   * Config entry `c` is now the latest of node `id`'s log. By log matching, the config entry before
+   * it in this log was the latest config of the leader that appended `c`, when it did:
+   * - one change at a time: that config was committed already (the checker saw a leader commit it
+   *   in the step it did, always before any storage writes `c`);
+   * - a joint config is followed only by its own final config: uniform, its new voters, its non-voters;
+   * - a joint config's old voters are the voters of the config before it;
+   * - voters change only through a joint config (two uniform configs in a row have the same voters).
+   */
+  private configAppended(id: NodeId, m: NodeMemory, c: ConfigSeen): void {
+    const key = `${c.index}:${c.term}`;
+    if (!this.configContent.has(key)) {
+      this.configContent.set(key, c.membership);
+      // Committed before any log reported it: only a storage that writes after it acknowledges could do that.
+      if (this.committedTerm[c.index] === c.term && !this.committedConfigs.some((k) => k.index === c.index)) this.recordCommittedConfig(c);
+    }
+    const prev = m.configs[m.configs.length - 1];
+    m.configs.push(c);
+    if (prev === undefined) return;
+    const where = `node ${id}'s log holds config ${describeMembership(c.membership)} at index ${c.index} (term ${c.term}) after config ${describeMembership(prev.membership)} at index ${prev.index} (term ${prev.term})`;
+    if (this.committedTerm[prev.index] !== prev.term) this.fail('one change at a time', `${where}, which was not committed`);
+    const p = prev.membership;
+    const n = c.membership;
+    if (p.membersAfterConsensus !== null) {
+      if (n.membersAfterConsensus !== null) this.fail('one change at a time', `${where}: a joint config followed by another joint config`);
+      if (!sameSet(n.members, p.membersAfterConsensus) || !sameSet(n.nonVoters, p.nonVoters)) this.fail('final config matches joint', `${where}: the final config is not the joint config's new voters and non-voters`);
+    } else if (n.membersAfterConsensus !== null) {
+      if (!sameSet(n.members, p.members)) this.fail('joint config starts from the current one', `${where}: the joint config's old voters are not the voters before it`);
+    } else if (!sameSet(n.members, p.members)) {
+      this.fail('voter changes go through joint consensus', `${where}: the voters changed without a joint config`);
     }
   }
 
@@ -226,6 +359,22 @@ export class InvariantChecker {
 
   /** Highest index known committed. */
   get committedIndex(): number { return this.committedTerm.length - 1; }
+}
+
+function isVoterOf(m: Membership, id: NodeId): boolean {
+  return m.members.includes(id) || (m.membersAfterConsensus?.includes(id) ?? false);
+}
+
+function sameSet(a: readonly NodeId[], b: readonly NodeId[]): boolean {
+  if (a.length !== b.length) return false;
+  const set = new Set(a);
+  return b.every((x) => set.has(x));
+}
+
+/** `[1,2,3]`, `[1,2,3]->[1,2,4]` while joint, with `+learners [5]` when there are non-voters. */
+export function describeMembership(m: Membership): string {
+  const voters = m.membersAfterConsensus === null ? JSON.stringify(m.members) : `${JSON.stringify(m.members)}->${JSON.stringify(m.membersAfterConsensus)}`;
+  return m.nonVoters.length === 0 ? voters : `${voters}+learners ${JSON.stringify(m.nonVoters)}`;
 }
 
 /** What identifies an entry's content for the hash checks: the payload, the config, or nothing (blank). */

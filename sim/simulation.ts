@@ -28,7 +28,7 @@ import { buildConfig } from '../actors/raft/core/config';
 import { nodeId, type Entry, type LogIndex, type NodeId } from '../actors/raft/core/types';
 import type { StateMachine } from '../actors/apply/state-machine';
 import { RaftNode, type ClientWriteOptions } from '../actors/node';
-import type { ClientWriteResponse, RaftActor, RaftInspection } from '../actors/raft/raft-actor';
+import type { ClientWriteResponse, ConfigChangeResult, RaftActor, RaftInspection } from '../actors/raft/raft-actor';
 import { raftActorId, type InboundRpc } from '../network/network';
 import { KvStateMachine } from '../examples/kv/kv-state-machine';
 import { DEFAULT_DISK, type DiskOptions, SimDisk } from './disk';
@@ -42,6 +42,9 @@ export interface SimStateMachine<S extends StateMachine = StateMachine> {
   /** A hash of the state, compared across nodes at equal applied index. Omit if the state cannot be hashed. */
   stateHash?(sm: S): string;
 }
+
+/** A membership change as RaftNode.proposeConfigChange takes it: `{ add?, remove?, addNonVoters? }`. */
+export type SimConfigChange = Parameters<RaftNode['proposeConfigChange']>[0];
 
 /** The default application: the KV store of examples/kv, hashed by its digest query. */
 export const KV_APPLICATION: SimStateMachine<KvStateMachine> = {
@@ -70,8 +73,14 @@ export interface SimulationOptions {
   /** Packet faults at the start (default: reliable). Change them any time through `network.faults`. */
   readonly network?: Partial<NetworkFaults>;
   readonly disk?: Partial<DiskOptions>;
-  /** Form the cluster with InitWithConfig on every node (default true). */
+  /** Form the cluster with InitWithConfig on the initial members (default true). */
   readonly init?: boolean;
+  /**
+   * How many nodes form the cluster (default: all `nodes`). Ids 1..members run InitWithConfig with
+   * each other; the others start as pristine NonVoters, outside the cluster until a leader adds
+   * them with `proposeConfigChange`.
+   */
+  readonly members?: number;
   /** Keep every trace line in memory (`traceLines()`), not only their hash. Default false. */
   readonly keepTrace?: boolean;
   /** A run that takes more steps than this fails (a livelock guard). Default 5,000,000. */
@@ -117,10 +126,19 @@ class ObservedStateMachine implements StateMachine {
 interface SimNode {
   readonly id: NodeId;
   handle: RaftNode | null;
-  readonly nodeDisk: NodeDisk;
+  /** Replaced by `wipe`: a new, empty disk. */
+  nodeDisk: NodeDisk;
   sm: StateMachine | null;
   failure: Error | null;
   crashes: number;
+  /** Times this node was wiped (a fresh disk and state machine each time). */
+  wipes: number;
+  /**
+   * May run InitWithConfig when it restarts pristine: an initial member never wiped. A node added
+   * later, or wiped, joins only through a leader's config change; InitWithConfig would start a
+   * cluster of its own.
+   */
+  initialMember: boolean;
 }
 
 /** Counters of one simulation. */
@@ -130,6 +148,7 @@ export interface SimulationStats {
   restarts: number;
   tornWrites: number;
   unsyncedBytesLost: number;
+  wipes: number;
 }
 
 const hop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -141,7 +160,9 @@ export class Simulation {
   readonly checker: InvariantChecker;
   readonly config: RaftConfig;
   readonly ids: readonly NodeId[];
-  readonly stats: SimulationStats = { steps: 0, crashes: 0, restarts: 0, tornWrites: 0, unsyncedBytesLost: 0 };
+  /** The nodes that formed the cluster with InitWithConfig: ids 1..members. */
+  readonly initialMembers: readonly NodeId[];
+  readonly stats: SimulationStats = { steps: 0, crashes: 0, restarts: 0, tornWrites: 0, unsyncedBytesLost: 0, wipes: 0 };
   readonly system: ActorSystem;
   private readonly dispatcher: ManualDispatcher;
   private readonly nodes = new Map<NodeId, SimNode>();
@@ -150,6 +171,7 @@ export class Simulation {
   private readonly app: SimStateMachine;
   private readonly durableSm: boolean;
   private readonly maxSteps: number;
+  private readonly diskOptions: DiskOptions;
   private eventSeq = 0;
   private closed = false;
 
@@ -170,21 +192,23 @@ export class Simulation {
       return this.system.ref<InboundRpc>(raftActorId(target)).ask<Uint8Array>({ type: 'rpc', bytes }, timeoutMs);
     });
     this.ids = Array.from({ length: opts.nodes }, (_, i) => nodeId(i + 1));
-    const disk: DiskOptions = { ...DEFAULT_DISK, ...opts.disk };
+    this.initialMembers = this.ids.slice(0, opts.members ?? opts.nodes);
+    this.diskOptions = { ...DEFAULT_DISK, ...opts.disk };
     for (const id of this.ids) {
-      this.nodes.set(id, { id, handle: null, nodeDisk: new NodeDisk(new SimDisk(`n${id}/raft.log`, this.random.fork(`disk${id}`), disk)), sm: null, failure: null, crashes: 0 });
+      this.nodes.set(id, { id, handle: null, nodeDisk: this.newDisk(id, 0), sm: null, failure: null, crashes: 0, wipes: 0, initialMember: this.initialMembers.includes(id) });
     }
     this.checker = new InvariantChecker(seed, opts.storage ? undefined : (id) => this.nodes.get(id)?.nodeDisk.view);
   }
 
-  /** Starts every node (and forms the cluster unless `init: false`). */
+  /** Starts every node (and forms the cluster of the initial members unless `init: false`). */
   static async create(opts: SimulationOptions): Promise<Simulation> {
     validateOptions(opts);
     const sim = new Simulation(opts.seed, opts);
-    sim.trace(`sim seed=${opts.seed} nodes=${opts.nodes}`);
+    // The first line is unchanged for a cluster of every node, so existing traces keep their hash.
+    sim.trace(`sim seed=${opts.seed} nodes=${opts.nodes}${sim.initialMembers.length === opts.nodes ? '' : ` members=${sim.initialMembers.length}`}`);
     for (const id of sim.ids) await sim.settle(sim.startNode(id));
     if (opts.init ?? true) {
-      const inits = sim.ids.map((id) => sim.node(id).initWithConfig(sim.ids));
+      const inits = sim.initialMembers.map((id) => sim.node(id).initWithConfig(sim.initialMembers));
       await sim.settle(Promise.all(inits));
     }
     return sim;
@@ -308,13 +332,37 @@ export class Simulation {
     this.checker.restarted(n.id, this.durableSm);
     await this.settle(this.startNode(n.id));
     // Like an application that runs InitWithConfig at boot whenever its node is pristine (seed 004):
-    // a node that crashed before the cluster's config reached its disk joins the formation again.
+    // an initial member that crashed before the cluster's config reached its disk joins the
+    // formation again. A node added later (or wiped) never does: it would form a cluster of its own.
     const s = this.inspect(id)?.status;
-    if ((this.opts.init ?? true) && s?.role === 'NonVoter' && s.lastLogIndex === 0) {
+    if ((this.opts.init ?? true) && n.initialMember && s?.role === 'NonVoter' && s.lastLogIndex === 0) {
       this.trace(`reinit ${id}`);
-      await this.settle(this.node(id).initWithConfig(this.ids));
+      await this.settle(this.node(id).initWithConfig(this.initialMembers));
     }
   }
+
+  /**
+   * Replaces node `id`'s machine, as an operator does with a node removed from the cluster: it is
+   * crashed if running, and gets a fresh, empty disk and a fresh state machine. It stays down;
+   * `restart(id)` then starts it as a pristine NonVoter that only a leader's config change brings
+   * in (never InitWithConfig). Wiping a node that is still in the config loses its votes and
+   * entries, which Raft does not tolerate: only wipe nodes a committed config has removed. With
+   * your own storage (`storage` option), what the node finds at restart is up to your storage spec.
+   */
+  async wipe(id: number): Promise<void> {
+    const n = this.simNode(id);
+    if (n.handle) await this.crash(id);
+    n.wipes++;
+    this.stats.wipes++;
+    n.nodeDisk = this.newDisk(n.id, n.wipes);
+    n.sm = null;
+    n.initialMember = false;
+    this.trace(`wipe ${id}`);
+    this.checker.wiped(n.id);
+  }
+
+  /** True once node `id` has been wiped (it can only rejoin through a config change). */
+  wasWiped(id: number): boolean { return this.simNode(id).wipes > 0; }
 
   /**
    * A client write to node `id`, stepped until it settles. NodeDownError when the node is down.
@@ -322,6 +370,18 @@ export class Simulation {
    */
   async write(id: number, payload: Uint8Array, opts: ClientWriteOptions = {}): Promise<ClientWriteResponse> {
     return this.settle(this.node(id).clientWrite(payload, opts), (opts.timeoutMs ?? 30_000) + 1_000);
+  }
+
+  /**
+   * A membership change proposed on node `id` (the leader), stepped until it settles: resolves
+   * with the final config once it commits, rejects with the library's typed errors
+   * (NodeNotLeaderError, ConfigChangeInProgressError, NoopConfigChangeError, ConfigChangeAbortedError,
+   * InoperableConfigError) or NodeDownError. Use `node(id).proposeConfigChange` to keep stepping yourself.
+   */
+  async proposeConfigChange(id: number, change: SimConfigChange, opts: { timeoutMs?: number } = {}): Promise<ConfigChangeResult> {
+    const timeoutMs = opts.timeoutMs ?? 30_000;
+    this.trace(`propose-config ${id} ${JSON.stringify(change)}`);
+    return this.settle(this.node(id).proposeConfigChange(change, { timeoutMs }), timeoutMs + 1_000);
   }
 
   /** Resolves after `ms` of virtual time (the simulation must be stepping meanwhile). */
@@ -363,6 +423,12 @@ export class Simulation {
   }
 
   // ---- internals ----
+
+  private newDisk(id: NodeId, wipes: number): NodeDisk {
+    // The first disk keeps the stream it always had; each wipe draws from a stream of its own.
+    const stream = wipes === 0 ? `disk${id}` : `disk${id}.wipe${wipes}`;
+    return new NodeDisk(new SimDisk(`n${id}/raft.log`, this.random.fork(stream), this.diskOptions));
+  }
 
   private simNode(id: number): SimNode {
     const n = this.nodes.get(id as NodeId);
@@ -415,6 +481,9 @@ function validateOptions(o: SimulationOptions): void {
   if (o === null || typeof o !== 'object') throw new TypeError('Simulation options must be an object');
   if (!Number.isSafeInteger(o.seed) || o.seed < 0) throw new RangeError(`seed must be a non-negative safe integer, got ${String(o.seed)}`);
   if (!Number.isInteger(o.nodes) || o.nodes < 1 || o.nodes > 15) throw new RangeError(`nodes must be an integer in 1..15, got ${String(o.nodes)}`);
+  if (o.members !== undefined && !(Number.isInteger(o.members) && o.members >= 1 && o.members <= o.nodes)) {
+    throw new RangeError(`members must be an integer in 1..nodes (${String(o.nodes)}), got ${String(o.members)}`);
+  }
   if (o.maxSteps !== undefined && !(Number.isInteger(o.maxSteps) && o.maxSteps > 0)) throw new RangeError(`maxSteps must be a positive integer, got ${String(o.maxSteps)}`);
   const d = o.disk ?? {};
   for (const k of ['syncMinMs', 'syncJitterMs'] as const) {

@@ -1,5 +1,6 @@
 /**
- * The CI campaign (issue 3): 200 seeds of a 5-node cluster under every fault kind, each run checked
+ * The CI campaign (issue 3): 200 seeds of a 5-node cluster under every fault kind (membership changes
+ * included: a third of the runs start with 3 members and 2 spares, a third with 4), each run checked
  * for every invariant after every step, for liveness after healing, and for linearizability of its
  * clients' history. Plus the CLI that runs campaigns for people.
  */
@@ -33,9 +34,15 @@ describe('simulation campaign', function () {
     expect(summary.histories).to.include({ checked: 200, linearizable: 200, illegal: 0, unknown: 0 });
     expect(summary.histories.operations).to.be.above(200 * 20);
     expect(summary.invariantChecks).to.be.above(summary.steps);
-    for (const kind of ['partition', 'one-way', 'partial', 'isolate', 'clog', 'crash', 'torn-write', 'slow-disk', 'packet-loss', 'packet-duplicate', 'packet-reorder', 'torn-write-crash', 'unsynced-bytes-lost']) {
+    for (const kind of ['partition', 'one-way', 'partial', 'isolate', 'clog', 'crash', 'torn-write', 'slow-disk', 'membership', 'packet-loss', 'packet-duplicate', 'packet-reorder', 'torn-write-crash', 'unsynced-bytes-lost']) {
       expect(summary.faults[kind] ?? 0, `faults of kind ${kind}`).to.be.above(0);
     }
+    // The membership nemesis changed configs in many runs, and never asked for an inoperable one.
+    const m = summary.membership;
+    expect(m.committed, JSON.stringify(m)).to.be.above(50);
+    expect(m.aborted).to.be.above(0);
+    expect(m.proposed).to.equal(m.committed + m.aborted + m.refused + m.unknown);
+    expect(m.refusals).to.not.have.property('InoperableConfig');
   });
 
   describe('CLI', () => {
@@ -46,6 +53,7 @@ describe('simulation campaign', function () {
       expect(summary).to.include({ runs: 3, passed: 3 });
       expect(summary.violations).to.deep.equal([]);
       expect(r.stderr).to.match(/\[#+\] 3\/3 seeds, 0 failed/);
+      expect(summary).to.have.property('membership');
     });
 
     it('replays one seed and writes its trace, whose hash matches the report', () => {
@@ -57,7 +65,7 @@ describe('simulation campaign', function () {
         const out = JSON.parse(r.stdout) as { report: { traceHash: string; seed: number } };
         expect(out.report.seed).to.equal(7);
         const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
-        expect(lines[0]).to.equal('sim seed=7 nodes=3');
+        expect(lines[0]).to.equal('sim seed=7 nodes=3 members=2'); // with the membership fault, seed 7 starts with one spare
         const { createHash } = require('node:crypto') as typeof import('node:crypto');
         const h = createHash('sha256');
         for (const l of lines) h.update(l).update('\n');
@@ -66,6 +74,12 @@ describe('simulation campaign', function () {
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
+    });
+
+    it('replays one seed without --trace too (it used to fail asking for keepTrace)', () => {
+      const r = cli(['--seed', '4', '--nodes', '3', '--chaos-ms', '300', '--quiet']);
+      expect(r.status, r.stderr).to.equal(0);
+      expect((JSON.parse(r.stdout) as { report: { seed: number } }).report.seed).to.equal(4);
     });
 
     it('refuses bad arguments with exit status 2 and a usage line', () => {
@@ -85,7 +99,7 @@ describe('simulation campaign', function () {
     });
 
     it('knows every fault kind it documents', () => {
-      expect([...FAULT_KINDS]).to.deep.equal(['packets', 'partition', 'one-way', 'partial', 'isolate', 'clog', 'crash', 'torn-write', 'slow-disk']);
+      expect([...FAULT_KINDS]).to.deep.equal(['packets', 'partition', 'one-way', 'partial', 'isolate', 'clog', 'crash', 'torn-write', 'slow-disk', 'membership']);
     });
   });
 });

@@ -26,6 +26,7 @@ interface Shape {
   applied?: number;
   durable?: number;
   membership?: Membership;
+  membershipIndex?: number;
 }
 
 /** A node view as the simulator would build it from a running node. */
@@ -43,7 +44,7 @@ function view(node: number, s: Shape = {}): NodeView {
     commitIndex: ix(s.commit ?? 0),
     lastApplied: ix(s.applied ?? 0),
     membership: s.membership ?? THREE,
-    membershipIndex: ix(s.membership === undefined ? 1 : 0),
+    membershipIndex: ix(s.membershipIndex ?? (s.membership === undefined ? 1 : 0)),
     configChange: null,
   };
   return { status, termAt: (i) => (i >= 1 && i <= log.length ? tm(log[i - 1]) : null) };
@@ -52,6 +53,9 @@ function view(node: number, s: Shape = {}): NodeView {
 const normal = (index: number, term: number, text: string): Entry =>
   ({ kind: 'normal', index: ix(index), term: tm(term), payload: new TextEncoder().encode(text) });
 const blank = (index: number, term: number): Entry => ({ kind: 'blank', index: ix(index), term: tm(term) });
+const config = (index: number, term: number, membership: Membership): Entry => ({ kind: 'config', index: ix(index), term: tm(term), membership });
+const uniform = (members: number[], nonVoters: number[] = []): Membership => ({ members: members.map(id), nonVoters: nonVoters.map(id), membersAfterConsensus: null });
+const joint = (from: number[], to: number[], nonVoters: number[] = []): Membership => ({ members: from.map(id), nonVoters: nonVoters.map(id), membersAfterConsensus: to.map(id) });
 
 /** Runs `fn`, which must throw InvariantViolationError for `invariant` at the checker's step. */
 function violation(fn: () => unknown, invariant: string, step: number, timeMs: number, detail: RegExp): InvariantViolationError {
@@ -323,6 +327,129 @@ describe('sim/invariants: InvariantChecker', () => {
       d.observe(id(2), view(2, { term: 2, log: [1, 2, 2], commit: 3, applied: 2 }));
       d.restarted(id(2), true);
       violation(() => d.observe(id(2), view(2, { term: 2, log: [1, 2, 2], commit: 1, applied: 2 })), 'monotonic commit', 0, 0, /node 2 commit index went from 2 back to 1/);
+    });
+  });
+
+  describe('membership changes', () => {
+    const J = joint([1, 2, 3], [1, 2, 3, 4]);
+    /** A checker that has seen node 1 lead term 1 and commit through `commit` of the log `terms`. */
+    function committedThrough(commit: number, log: number[], disks?: Map<number, DurableView>): InvariantChecker {
+      const c = new InvariantChecker(SEED, disks ? (n) => disks.get(n) : undefined);
+      c.observe(id(1), view(1, { role: 'Leader', term: 1, vote: 1, log, commit }));
+      return c;
+    }
+
+    it('one change at a time: fires when a config entry follows one not yet committed, not once it is', () => {
+      const c = committedThrough(0, [1, 1]);
+      c.at(70, 30);
+      violation(() => c.logWritten(id(1), null, [config(1, 1, THREE), config(2, 1, J)]), 'one change at a time', 70, 30,
+        /node 1's log holds config \[1,2,3\]->\[1,2,3,4\] at index 2 \(term 1\) after config \[1,2,3\] at index 1 \(term 1\), which was not committed/);
+      const ok = committedThrough(1, [1, 1]);
+      ok.logWritten(id(1), null, [config(1, 1, THREE), config(2, 1, J)]);
+      ok.logWritten(id(2), null, [config(1, 1, THREE), config(2, 1, J)]); // a follower gets both in one write
+    });
+
+    it('fires when a joint config is followed by another joint config', () => {
+      const c = committedThrough(2, [1, 1, 1]);
+      c.logWritten(id(1), null, [config(1, 1, THREE), config(2, 1, J)]);
+      violation(() => c.logWritten(id(1), null, [config(3, 1, joint([1, 2, 3], [1, 2, 3, 5]))]), 'one change at a time', 0, 0, /a joint config followed by another joint config/);
+    });
+
+    it('final config matches joint: fires when the final config is not the joint config\'s new voters and non-voters', () => {
+      for (const wrong of [uniform([1, 2, 3]), uniform([1, 2, 3, 4], [5]), uniform([1, 2, 4])]) {
+        const c = committedThrough(2, [1, 1, 1]);
+        c.logWritten(id(1), null, [config(1, 1, THREE), config(2, 1, J)]);
+        violation(() => c.logWritten(id(1), null, [config(3, 1, wrong)]), 'final config matches joint', 0, 0, /the final config is not the joint config's new voters and non-voters/);
+      }
+      const ok = committedThrough(2, [1, 1, 1]);
+      ok.logWritten(id(1), null, [config(1, 1, THREE), config(2, 1, J), config(3, 1, uniform([4, 3, 2, 1]))]); // order does not matter
+    });
+
+    it('fires when a joint config does not start from the voters before it, or voters change without one', () => {
+      const c = committedThrough(1, [1, 1]);
+      violation(() => c.logWritten(id(1), null, [config(1, 1, THREE), config(2, 1, joint([1, 2], [1, 2, 4]))]), 'joint config starts from the current one', 0, 0, /old voters are not the voters before it/);
+      const d = committedThrough(1, [1, 1]);
+      violation(() => d.logWritten(id(1), null, [config(1, 1, THREE), config(2, 1, uniform([1, 2, 3, 4]))]), 'voter changes go through joint consensus', 0, 0, /the voters changed without a joint config/);
+      const learners = committedThrough(1, [1, 1]);
+      learners.logWritten(id(1), null, [config(1, 1, THREE), config(2, 1, uniform([3, 1, 2], [5]))]); // only learners changed
+    });
+
+    it('a truncated config no longer counts: a new leader may replace an uncommitted joint config', () => {
+      const c = committedThrough(1, [1, 1]);
+      c.logWritten(id(2), null, [config(1, 1, THREE), config(2, 1, J)]);
+      c.logWritten(id(2), ix(2), [config(2, 2, joint([1, 2, 3], [1, 2]))]);
+      c.logWritten(id(2), ix(1), [config(1, 1, THREE), blank(2, 3)]); // a restart replays the whole log
+      c.logWritten(id(2), null, [config(3, 3, joint([1, 2, 3], [2, 3]))]);
+    });
+
+    it('removed node never leads: fires when a leader is not a voter of its own config', () => {
+      const c = new InvariantChecker(SEED);
+      c.at(71, 31);
+      violation(() => c.observe(id(4), view(4, { role: 'Leader', term: 3, vote: 4, log: [1, 1], membership: uniform([1, 2, 3], [4]), membershipIndex: 2 })), 'removed node never leads', 71, 31,
+        /node 4 leads term 3 under its config at index 2, \[1,2,3\]\+learners \[4\], of which it is not a voter/);
+    });
+
+    it('removed node never leads: fires when a leader\'s config is older than one committed before its term', () => {
+      // Configs are known from the logs' writes (the simulator's storage); commits from the leader's view.
+      const c2 = committedThrough(0, [1, 1, 1]);
+      c2.logWritten(id(1), null, [config(1, 1, uniform([1, 2, 3, 4]))]);
+      c2.observe(id(1), view(1, { role: 'Leader', term: 1, vote: 1, log: [1, 1, 1], commit: 1 }));
+      c2.logWritten(id(1), null, [config(2, 1, joint([1, 2, 3, 4], [1, 2, 3]))]);
+      c2.observe(id(1), view(1, { role: 'Leader', term: 1, vote: 1, log: [1, 1, 1], commit: 2 }));
+      c2.logWritten(id(1), null, [config(3, 1, THREE)]);
+      c2.observe(id(1), view(1, { role: 'Leader', term: 1, vote: 1, log: [1, 1, 1], commit: 3 }));
+      // (Leader completeness makes a leader hold index 3; this catches a leader that holds it and still leads under the older config.)
+      violation(() => c2.observe(id(4), view(4, { role: 'Leader', term: 2, vote: 4, log: [1, 1, 1], membership: joint([1, 2, 3, 4], [1, 2, 3]), membershipIndex: 2 })), 'removed node never leads', 0, 0,
+        /node 4 leads term 2 under its config at index 2, \[1,2,3,4\]->\[1,2,3\], older than the config committed at index 3 in term 1: \[1,2,3\]/);
+    });
+
+    it('removed node never leads: seed 000\'s rare case passes (a node of the committed joint config finishes it), and so does a node added by an uncommitted config', () => {
+      const c = committedThrough(0, [1, 1, 1]);
+      c.logWritten(id(1), null, [config(1, 1, uniform([1, 2, 3, 4]))]);
+      c.observe(id(1), view(1, { role: 'Leader', term: 1, vote: 1, log: [1, 1, 1], commit: 1 }));
+      c.logWritten(id(1), null, [config(2, 1, joint([1, 2, 3, 4], [1, 2, 3]))]);
+      c.observe(id(1), view(1, { role: 'Leader', term: 1, vote: 1, log: [1, 1, 1], commit: 2 }));
+      c.logWritten(id(1), null, [config(3, 1, THREE)]); // the final config at 3 is not committed
+      c.observe(id(4), view(4, { role: 'Leader', term: 2, vote: 4, log: [1, 1], membership: joint([1, 2, 3, 4], [1, 2, 3]), membershipIndex: 2 }));
+      const d = committedThrough(1, [1, 1]);
+      d.logWritten(id(1), null, [config(1, 1, THREE), config(2, 1, J)]);
+      d.observe(id(4), view(4, { role: 'Leader', term: 2, vote: 4, log: [1, 1], membership: J, membershipIndex: 2 }));
+    });
+
+    it('committed means durable on a quorum: a commit made under the config before the step passes even if a config entry was appended in it', () => {
+      // Index 2 is on 1, 2, 3 (a quorum of the old voters), not on 4 or 5 (new voters of the joint config appended in the same step).
+      const disks = new Map([[1, disk([1, 1, 1])], [2, disk([1, 1])], [3, disk([1, 1])], [4, disk([1])], [5, disk([])]]);
+      const c = new InvariantChecker(SEED, (n) => disks.get(n));
+      const J5 = joint([1, 2, 3], [1, 2, 3, 4, 5]);
+      c.observe(id(1), view(1, { role: 'Leader', term: 1, vote: 1, log: [1, 1], commit: 1 }));
+      c.observe(id(1), view(1, { role: 'Leader', term: 1, vote: 1, log: [1, 1, 1], commit: 2, membership: J5, membershipIndex: 3 }));
+      // The next commit is under the joint config alone: index 3 is on 1 only.
+      c.at(72, 32);
+      violation(() => c.observe(id(1), view(1, { role: 'Leader', term: 1, vote: 1, log: [1, 1, 1], commit: 3, membership: J5, membershipIndex: 3 })), 'committed means durable on a quorum', 72, 32,
+        /leader 1 committed index 3 \(term 1\), durable only on \[1\] of voters \[1,2,3\]/);
+    });
+
+    it('committed means durable on a quorum: also checks the commit of a leader that stepped down in the same step (its own removal)', () => {
+      const disks = new Map([[1, disk([1, 1])], [2, disk([1])], [3, disk([1])]]);
+      const c = new InvariantChecker(SEED, (n) => disks.get(n));
+      c.observe(id(1), view(1, { role: 'Leader', term: 1, vote: 1, log: [1, 1], commit: 1 }));
+      violation(() => c.observe(id(1), view(1, { role: 'NonVoter', term: 1, vote: 1, log: [1, 1], commit: 2, membership: uniform([2, 3]), membershipIndex: 2 })), 'committed means durable on a quorum', 0, 0,
+        /leader 1 committed index 2 \(term 1\), durable only on \[\] of voters \[2,3\]/);
+      // A node that steps down to a higher term and learns a commit from the new leader is a follower there: not checked as a leader.
+      const d = new InvariantChecker(SEED, (n) => disks.get(n));
+      d.observe(id(1), view(1, { role: 'Leader', term: 1, vote: 1, log: [1, 1], commit: 1 }));
+      d.observe(id(1), view(1, { role: 'Follower', term: 2, log: [1, 1], commit: 2 }));
+    });
+
+    it('wiped() forgets a node: its term, vote, commit and applied index start again from zero', () => {
+      const c = new InvariantChecker(SEED);
+      c.observe(id(4), view(4, { term: 5, vote: 2, log: [1, 5], commit: 2, applied: 2 }));
+      violation(() => c.observe(id(4), view(4, { term: 0, vote: null, log: [] })), 'monotonic term', 0, 0, /node 4 term went from 5 back to 0/);
+      const w = new InvariantChecker(SEED);
+      w.observe(id(4), view(4, { term: 5, vote: 2, log: [1, 5], commit: 2, applied: 2 }));
+      w.wiped(id(4));
+      w.observe(id(4), view(4, { role: 'NonVoter', term: 0, vote: null, log: [] }));
+      w.observe(id(4), view(4, { term: 5, vote: null, log: [1, 5], commit: 2, applied: 1 }));
     });
   });
 
