@@ -12,28 +12,14 @@ import type { Membership, NodeId } from '../../actors/raft/core/types';
 import { runChaos, type FaultKind } from '../../sim/chaos';
 import { runCampaign, seedRange } from '../../sim/campaign';
 import { describeMembership } from '../../sim/invariants';
-import { NodeDownError, Simulation, type SimulationOptions } from '../../sim/simulation';
+import { NodeDownError, Simulation } from '../../sim/simulation';
 import { UNRELIABLE_NETWORK } from '../../sim/sim-network';
 import { KvWorkload } from '../../sim/workload';
+import { leaderOf, withSim } from './sim-helpers';
 
 const put = (key: string, value: string) => encodeKv({ op: 'put', key, value });
 const sorted = (ids: readonly number[]) => [...ids].sort((a, b) => a - b);
 
-async function withSim<T>(opts: SimulationOptions, fn: (sim: Simulation) => Promise<T>): Promise<T> {
-  const sim = await Simulation.create(opts);
-  try {
-    const out = await fn(sim);
-    expect(sim.failures(), 'nodes that failed on their own').to.deep.equal([]);
-    return out;
-  } finally {
-    await sim.shutdown();
-  }
-}
-
-async function leaderOf(sim: Simulation, among: readonly number[] = sim.ids, timeoutMs = 10_000): Promise<NodeId> {
-  await sim.runUntil(() => { const l = sim.leader(); return l !== null && among.includes(l); }, { timeoutMs, what: `a leader among ${among.join(',')}` });
-  return sim.leader()!;
-}
 
 /** A write through whichever node leads (among `among`), retried across elections. */
 async function writeViaLeader(sim: Simulation, payload: Uint8Array, among: readonly number[] = sim.ids): Promise<number> {

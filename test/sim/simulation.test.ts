@@ -12,25 +12,11 @@ import type { StateMachine } from '../../actors/apply/state-machine';
 import { runChaos } from '../../sim/chaos';
 import { InvariantViolationError, NodeDownError, Simulation, SimulationError } from '../../sim/simulation';
 import { RELIABLE_NETWORK, UNRELIABLE_NETWORK } from '../../sim/sim-network';
+import { leaderOf, withSim } from './sim-helpers';
 
 const SLOW_DISK_CONFIG = { electionTimeoutMinMs: 1_000, electionTimeoutMaxMs: 2_000, heartbeatIntervalMs: 100 };
 const put = (key: string, value: string) => encodeKv({ op: 'put', key, value });
 
-async function withSim<T>(opts: Parameters<typeof Simulation.create>[0], fn: (sim: Simulation) => Promise<T>): Promise<T> {
-  const sim = await Simulation.create(opts);
-  try {
-    const out = await fn(sim);
-    expect(sim.failures(), 'nodes that failed on their own').to.deep.equal([]);
-    return out;
-  } finally {
-    await sim.shutdown();
-  }
-}
-
-async function leaderOf(sim: Simulation, among: readonly number[] = sim.ids, timeoutMs = 5_000): Promise<NodeId> {
-  await sim.runUntil(() => { const l = sim.leader(); return l !== null && among.includes(l); }, { timeoutMs, what: `a leader among ${among.join(',')}` });
-  return sim.leader()!;
-}
 
 /** A write through whichever node leads, retried across elections. */
 async function writeViaLeader(sim: Simulation, payload: Uint8Array, among: readonly number[] = sim.ids, leaderTimeoutMs = 5_000): Promise<number> {
