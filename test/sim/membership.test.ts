@@ -13,6 +13,7 @@ import { runChaos, type FaultKind } from '../../sim/chaos';
 import { runCampaign, seedRange } from '../../sim/campaign';
 import { describeMembership } from '../../sim/invariants';
 import { NodeDownError, Simulation } from '../../sim/simulation';
+import { NodeRemovedError } from '../../actors/raft/core/errors';
 import { UNRELIABLE_NETWORK } from '../../sim/sim-network';
 import { KvWorkload } from '../../sim/workload';
 import { leaderOf, withSim } from './sim-helpers';
@@ -367,6 +368,48 @@ describe('Simulation: membership changes', function () {
    * the final config is known committed (core.ts isActiveVoter), wins among the final config's
    * voters, commits it and steps down.
    */
+  // A node that leaves the cluster fails only the writes it will never learn the outcome of (above
+  // its commit index); writes it knows are committed still get their applied result (found in review:
+  // every pending write used to get NodeRemovedError, and a client that retried a committed write
+  // applied it twice). Writes go to the leader right after it appends the final config that removes
+  // it, so they land after that entry: indexes finalIndex+1.., in one batch.
+  describe('a leader that removes itself', () => {
+    it('answers writes it knows are committed with their result, and NodeRemovedError (outcome unknown) only above its commit index', async () => {
+      const seen = { committed: 0, unknown: 0 };
+      for (const seed of [1, 2, 3, 4]) {
+        await withSim({ seed, nodes: 4, members: 3 }, async (sim) => {
+          const leader = await leaderOf(sim, [1, 2, 3]);
+          const change = sim.node(leader).proposeConfigChange({ remove: [leader], add: [4] });
+          await sim.runUntil(() => sim.inspect(leader)?.status.configChange?.phase === 'uniform', { timeoutMs: 10_000, what: 'the final phase' });
+          const finalIndex = sim.inspect(leader)!.status.membershipIndex;
+          const writes = Array.from({ length: 6 }, (_, k) => sim.node(leader).clientWrite(put(`w${k}`, 'x'), { responseMode: 'applied' })
+            .then((r) => ({ ok: true as const, r }), (e: Error) => ({ ok: false as const, e })));
+          let commitAtStepDown = -1;
+          await sim.runUntil(() => {
+            const st = sim.inspect(leader)?.status;
+            if (st?.role === 'NonVoter') commitAtStepDown = st.commitIndex;
+            return commitAtStepDown >= 0;
+          }, { timeoutMs: 10_000, what: 'the old leader steps down' });
+          const outcomes = await sim.settle(Promise.all(writes));
+          expect((await sim.settle(change)).membership.members).to.not.include(leader);
+          outcomes.forEach((o, k) => {
+            const index = finalIndex + 1 + k;
+            if (index <= commitAtStepDown) {
+              expect(o.ok, `seed ${seed}: write at ${index} (committed at step-down, ${commitAtStepDown})`).to.equal(true);
+              if (o.ok) expect(o.r).to.include({ index }).and.to.have.property('result');
+              seen.committed++;
+            } else {
+              expect(o.ok ? 'ok' : o.e, `seed ${seed}: write at ${index} (above ${commitAtStepDown})`).to.be.instanceOf(NodeRemovedError);
+              seen.unknown++;
+            }
+          });
+        });
+      }
+      expect(seen.committed, 'some seed commits writes in the step-down step').to.be.above(0);
+      expect(seen.unknown, 'some seed steps down with writes above its commit index').to.be.above(0);
+    });
+  });
+
   describe('membership liveness', () => {
     it('a removed leader deposed between appending and committing the final config does not leave the cluster without a leader forever', async () => {
       for (const seed of [1, 2, 3, 4, 5]) {
