@@ -182,11 +182,10 @@ export class RaftNode {
    */
   async proposeConfigChange(change: ConfigChange, opts: { timeoutMs?: number } = {}): Promise<ConfigChangeResult> {
     const valid = validateConfigChangeRequest(change);
+    // Copies of the caller's arrays: under local placement nothing is cloned, and a caller that
+    // reuses its array must not change a request already under way.
     const request = Object.fromEntries(Object.entries(valid).map(([k, v]) => [k, [...v]]));
-    return this.raft.ask<ConfigChangeResult>({ type: 'proposeConfigChange', change: request }, opts.timeoutMs ?? 300_000).catch((err: unknown) => {
-      if (err instanceof ActorGoneError) throw new NodeStoppedError(this.id);
-      throw err;
-    });
+    return this.askRaft<ConfigChangeResult>({ type: 'proposeConfigChange', change: request }, opts.timeoutMs ?? 300_000);
   }
 
   /**
@@ -201,9 +200,16 @@ export class RaftNode {
     if (payload.byteLength > MAX_PAYLOAD_BYTES) throw new MalformedMessageError(`payload of ${payload.byteLength} bytes exceeds ${MAX_PAYLOAD_BYTES}`);
     // Only an absent mode defaults; anything else given is validated by the Raft actor.
     const responseMode = opts.responseMode === undefined ? 'committed' : opts.responseMode;
-    return this.raft.ask<ClientWriteResponse>({ type: 'clientWrite', payload, responseMode }, opts.timeoutMs ?? 30_000).catch((err: unknown) => {
-      // The Raft actor stopped while the write waited in its mailbox or for commit: as documented,
-      // that is NodeStoppedError (outcome unknown), not the runtime's ActorGoneError (found by the 6.824 port).
+    return this.askRaft<ClientWriteResponse>({ type: 'clientWrite', payload, responseMode }, opts.timeoutMs ?? 30_000);
+  }
+
+  /**
+   * Asks the Raft actor. If it stops while the request waits in its mailbox or for an outcome, that
+   * is NodeStoppedError (outcome unknown), as documented, not the runtime's ActorGoneError (found by
+   * the 6.824 port).
+   */
+  private askRaft<T>(msg: RaftMsg, timeoutMs: number): Promise<T> {
+    return this.raft.ask<T>(msg, timeoutMs).catch((err: unknown) => {
       if (err instanceof ActorGoneError) throw new NodeStoppedError(this.id);
       throw err;
     });
