@@ -409,9 +409,20 @@ export class RaftCore {
       this.retarget();
       return;
     }
+    this.syncVoterRole();
+  }
+
+  /**
+   * The one place a node that is not leading moves between Follower and NonVoter, as its config
+   * (and what it knows to be committed) says: see isActiveVoter. Run when a config entry is
+   * appended or cut, when the commit index moves, and when a leader's AppendEntries arrives (a
+   * voter that an "unknown" answer sent to NonVoter while a leader still replicates to it: the
+   * answer was wrong or stale, and the leader's traffic proves it).
+   */
+  private syncVoterRole(): void {
     const voter = this.isActiveVoter();
     if (this.role === 'Follower' && !voter) this.becomeNonVoter();
-    else if (this.role === 'NonVoter' && voter) {
+    else if (this.role === 'NonVoter' && voter && this.log.lastIndex > 0) {
       this.role = 'Follower';
       this.electionDeadlineMs = this.randomDeadline();
     }
@@ -421,11 +432,7 @@ export class RaftCore {
 
   private handleAppendEntries(reqId: number, req: AppendEntriesRequest): void {
     this.currentLeader = req.leaderId;
-    if (this.role === 'NonVoter' && this.log.lastIndex > 0 && this.isActiveVoter()) {
-      // A voter that an "unknown" answer sent to NonVoter while a leader still replicates to it:
-      // the answer was wrong (or stale), and the leader's traffic proves it. Vote again.
-      this.role = 'Follower';
-    }
+    this.syncVoterRole();
     if (this.role === 'Follower') this.electionDeadlineMs = this.randomDeadline();
     const plan = planAppend(this.log, req);
     if (plan.kind === 'mismatch') {
@@ -596,7 +603,7 @@ export class RaftCore {
     this.emit({ type: 'commit', commitIndex: n });
     this.maybeApply();
     // A follower kept active by an uncommitted config that removes it (isActiveVoter) is out once it commits.
-    if (this.role === 'Follower' && !this.isActiveVoter()) this.becomeNonVoter();
+    this.syncVoterRole();
   }
 
   /**
