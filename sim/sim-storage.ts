@@ -13,6 +13,7 @@ import { DeferredReply } from '../runtime/actor';
 import { decodeEntries, encodeEntries } from '../actors/raft/codec';
 import type { Entry, HardState, LogIndex, Term } from '../actors/raft/core/types';
 import { MemoryStore, validIndex } from '../storage/memory-storage';
+import { planLogWrite, replayRecord, type PlannedRecord } from '../storage/durable-store';
 import { encodeRecord, type LogRecord, replayRecords } from '../storage/record-log';
 import { StorageContractError, type StorageMsg, type StoredState } from '../storage/storage';
 import type { SimDisk } from './disk';
@@ -38,6 +39,7 @@ export class DurableView {
       case 'hardState': this.hardState = rec.hardState; return;
       case 'truncate': if (rec.from - 1 < this.terms.length) this.terms.length = Math.max(0, rec.from - 1); return;
       case 'append': for (const e of entries ?? decodeEntries(rec.entries)) this.terms[e.index - 1] = e.term; return;
+      case 'seal': return;
     }
   }
 
@@ -52,7 +54,7 @@ export class DurableView {
 export class NodeDisk {
   readonly view = new DurableView();
   /** Records written but not yet synced, in order, with their decoded entries. */
-  unsynced: { rec: LogRecord; entries?: readonly Entry[] }[] = [];
+  unsynced: PlannedRecord[] = [];
   /** Bytes a recovery cut off as a torn tail, over the disk's life. */
   tornBytesRecovered = 0;
   constructor(readonly disk: SimDisk) {}
@@ -95,13 +97,10 @@ export class SimStorageActor implements Actor<StorageMsg> {
       this.args.nodeDisk.tornBytesRecovered += replay.tornBytes;
       ctx.logger.warn({ file: disk.file, tornBytes: replay.tornBytes }, 'recovery cut a torn tail');
     }
-    for (const rec of replay.records) {
-      switch (rec.type) {
-        case 'hardState': this.store.hardState = rec.hardState; break;
-        case 'truncate': this.store.truncate(rec.from); break;
-        case 'append': this.store.append(decodeEntries(rec.entries)); break;
-      }
-    }
+    replay.records.forEach((rec, i) => {
+      const hs = replayRecord(this.store, rec, disk.file, replay.offsets[i]);
+      if (hs !== null) this.store.hardState = hs;
+    });
     this.args.nodeDisk.view.rebuild(disk.hasUnsynced() ? replayRecords(disk.durableBytes(), disk.file).records : replay.records);
     this.args.onLogWrite?.(1 as LogIndex, this.store.log);
   }
@@ -120,28 +119,10 @@ export class SimStorageActor implements Actor<StorageMsg> {
         this.store.hardState = hs;
         return this.write([{ rec: { type: 'hardState', hardState: hs } }], undefined);
       }
-      case 'appendEntries': {
-        const entries = decodeEntries(msg.entries);
-        const last = this.store.append(entries);
-        this.args.onLogWrite?.(null, entries);
-        return this.write([{ rec: { type: 'append', entries: msg.entries }, entries }], last);
-      }
-      case 'replicateEntries': {
-        const entries = decodeEntries(msg.entries);
-        const from = msg.truncateFrom === null ? null : validIndex(msg.truncateFrom, 'truncateFrom');
-        const { last, truncated } = this.store.replicate(from, entries);
-        const recs: { rec: LogRecord; entries?: readonly Entry[] }[] = [];
-        if (truncated) recs.push({ rec: { type: 'truncate', from: from! } });
-        if (entries.length > 0) recs.push({ rec: { type: 'append', entries: msg.entries }, entries });
-        this.args.onLogWrite?.(from, entries);
-        return this.write(recs, last);
-      }
-      case 'truncate': {
-        const from = validIndex(msg.from, 'from');
-        const cut = from <= this.store.lastIndex();
-        this.store.truncate(from); // refuses an index below 1
-        if (cut) this.args.onLogWrite?.(from, []);
-        return this.write(cut ? [{ rec: { type: 'truncate', from } }] : [], undefined);
+      case 'appendEntries': case 'replicateEntries': case 'truncate': {
+        const w = planLogWrite(this.store, msg);
+        if (w.records.length > 0) this.args.onLogWrite?.(w.truncateFrom, w.entries);
+        return this.write(w.records, w.value);
       }
       default: {
         const never: never = msg;
@@ -151,7 +132,7 @@ export class SimStorageActor implements Actor<StorageMsg> {
   }
 
   /** Writes the records to the page cache and answers `value` once a sync covers them. */
-  private write(recs: { rec: LogRecord; entries?: readonly Entry[] }[], value: unknown): DeferredReply<unknown> {
+  private write(recs: readonly PlannedRecord[], value: unknown): DeferredReply<unknown> {
     const reply = new DeferredReply<unknown>();
     const nd = this.args.nodeDisk;
     if (nd.disk.generation !== this.generation) return reply; // our process is dead: nothing reaches the disk, nobody hears back

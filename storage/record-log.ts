@@ -7,10 +7,13 @@
  * the length field and the body, so a damaged length is caught too. Integers are u53 as two
  * big-endian u32 halves, as in the wire codec.
  *
- * Recovery (`replayRecords`) follows DESIGN.md section 4: a record cut short at the end of the file
- * (a torn write) or a final record whose checksum fails is dropped and reported as a torn tail;
- * a checksum failure with more data after it is damage in the middle of the log, and recovery
- * refuses with CorruptLogError naming the file and offset.
+ * Recovery (`replayRecords`) follows DESIGN.md section 4. At the first record that does not check
+ * out (cut short, an impossible length, a checksum mismatch) it looks for any whole, valid record
+ * further on. If there is none, the bad bytes are a torn write (a crash cut the last, unsynced write
+ * short, or left zeros or garbage after it) and are reported as a torn tail for the caller to cut.
+ * If a valid record follows, the damage is in the middle of the log: recovery refuses with
+ * CorruptLogError naming the file and the offset, since dropping the rest could lose acknowledged
+ * data. This also catches a damaged length field that points past the end of the file.
  */
 import { crc32 } from 'node:zlib';
 import type { HardState, LogIndex, NodeId, Term } from '../actors/raft/core/types';
@@ -19,9 +22,14 @@ export type LogRecord =
   | { readonly type: 'hardState'; readonly hardState: HardState }
   /** Encoded entries (actors/raft/codec.ts `encodeEntries`), kept as bytes: the store decodes them. */
   | { readonly type: 'append'; readonly entries: Uint8Array }
-  | { readonly type: 'truncate'; readonly from: LogIndex };
+  | { readonly type: 'truncate'; readonly from: LogIndex }
+  /**
+   * The last record of a full log segment: the segment is closed and segment `next` exists and is
+   * durable (it is written only after the next segment file is), so a missing segment is detected.
+   */
+  | { readonly type: 'seal'; readonly next: number };
 
-const TYPE = { hardState: 1, append: 2, truncate: 3 } as const;
+const TYPE = { hardState: 1, append: 2, truncate: 3, seal: 4 } as const;
 const HEADER_BYTES = 8;
 /** Upper bound on one record's body: a corrupt length must not allocate gigabytes. */
 export const MAX_RECORD_BYTES = 256 * 1024 * 1024;
@@ -58,7 +66,7 @@ export function encodeRecord(rec: LogRecord): Uint8Array {
   switch (rec.type) {
     case 'hardState': bodyLength = 1 + 8 + 8; break;
     case 'append': bodyLength = 1 + rec.entries.byteLength; break;
-    case 'truncate': bodyLength = 1 + 8; break;
+    case 'truncate': case 'seal': bodyLength = 1 + 8; break;
   }
   if (bodyLength > MAX_RECORD_BYTES) throw new RangeError(`record of ${bodyLength} bytes exceeds ${MAX_RECORD_BYTES}`);
   const out = new Uint8Array(HEADER_BYTES + bodyLength);
@@ -76,6 +84,9 @@ export function encodeRecord(rec: LogRecord): Uint8Array {
     case 'truncate':
       putU53(view, HEADER_BYTES + 1, rec.from);
       break;
+    case 'seal':
+      putU53(view, HEADER_BYTES + 1, rec.next);
+      break;
   }
   view.setUint32(4, checksum(out, 0, HEADER_BYTES + bodyLength));
   return out;
@@ -83,10 +94,47 @@ export function encodeRecord(rec: LogRecord): Uint8Array {
 
 export interface ReplayResult {
   readonly records: LogRecord[];
+  /** The byte offset of each record in `records`. */
+  readonly offsets: number[];
   /** Bytes of whole, valid records; a torn tail starts here. */
   readonly validBytes: number;
   /** Bytes after `validBytes` that were dropped as a torn write (0 when the file ended cleanly). */
   readonly tornBytes: number;
+}
+
+/**
+ * Why the record at `at` does not check out, or null when it is whole and its checksum matches.
+ * Only the framing is checked here; the body is decoded by the caller.
+ */
+function frameProblem(bytes: Uint8Array, view: DataView, at: number): string | null {
+  if (bytes.byteLength - at < HEADER_BYTES) return `${bytes.byteLength - at} bytes, less than a record header`;
+  const bodyLength = view.getUint32(at);
+  if (bodyLength === 0 || bodyLength > MAX_RECORD_BYTES) return `impossible record length ${bodyLength}`;
+  const end = at + HEADER_BYTES + bodyLength;
+  if (end > bytes.byteLength) return `record length ${bodyLength} runs past the end of the file`;
+  if (checksum(bytes, at, end) !== view.getUint32(at + 4)) return 'checksum mismatch';
+  return null;
+}
+
+/** Could a writer have put a record starting at `at`? A cheap test of the type and length before a checksum. */
+function plausibleStart(bytes: Uint8Array, view: DataView, at: number): boolean {
+  if (bytes.byteLength - at < HEADER_BYTES + 1) return false;
+  const bodyLength = view.getUint32(at);
+  if (bodyLength === 0 || at + HEADER_BYTES + bodyLength > bytes.byteLength) return false;
+  switch (bytes[at + HEADER_BYTES]) {
+    case TYPE.hardState: return bodyLength === 17;
+    case TYPE.truncate: case TYPE.seal: return bodyLength === 9;
+    case TYPE.append: return bodyLength >= 5;
+    default: return false;
+  }
+}
+
+/** The offset of the first whole, checksummed record after `from`, or -1. */
+function nextValidRecord(bytes: Uint8Array, view: DataView, from: number): number {
+  for (let at = from + 1; at + HEADER_BYTES < bytes.byteLength; at++) {
+    if (plausibleStart(bytes, view, at) && frameProblem(bytes, view, at) === null) return at;
+  }
+  return -1;
 }
 
 /**
@@ -96,27 +144,21 @@ export interface ReplayResult {
 export function replayRecords(bytes: Uint8Array, file: string): ReplayResult {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const records: LogRecord[] = [];
+  const offsets: number[] = [];
   let at = 0;
   while (at < bytes.byteLength) {
-    const torn = { records, validBytes: at, tornBytes: bytes.byteLength - at };
-    if (bytes.byteLength - at < HEADER_BYTES) return torn;
-    const bodyLength = view.getUint32(at);
-    const end = at + HEADER_BYTES + bodyLength;
-    if (bodyLength === 0 || bodyLength > MAX_RECORD_BYTES) {
-      // A length no writer produces: garbage, which is a torn tail only if nothing could follow it.
-      if (end >= bytes.byteLength || bodyLength > MAX_RECORD_BYTES) return torn;
-      throw new CorruptLogError(file, at, `impossible record length ${bodyLength}`);
+    const problem = frameProblem(bytes, view, at);
+    if (problem !== null) {
+      const next = nextValidRecord(bytes, view, at);
+      if (next >= 0) throw new CorruptLogError(file, at, `${problem}, with a valid record after it at offset ${next}`);
+      return { records, offsets, validBytes: at, tornBytes: bytes.byteLength - at };
     }
-    if (end > bytes.byteLength) return torn;
-    const body = bytes.subarray(at + HEADER_BYTES, end);
-    if (checksum(bytes, at, end) !== view.getUint32(at + 4)) {
-      if (end === bytes.byteLength) return torn;
-      throw new CorruptLogError(file, at, 'checksum mismatch with more records after it');
-    }
-    records.push(decodeBody(body, view, at + HEADER_BYTES, file, at));
+    const end = at + HEADER_BYTES + view.getUint32(at);
+    records.push(decodeBody(bytes.subarray(at + HEADER_BYTES, end), view, at + HEADER_BYTES, file, at));
+    offsets.push(at);
     at = end;
   }
-  return { records, validBytes: at, tornBytes: 0 };
+  return { records, offsets, validBytes: at, tornBytes: 0 };
 }
 
 function decodeBody(body: Uint8Array, view: DataView, at: number, file: string, offset: number): LogRecord {
@@ -134,6 +176,9 @@ function decodeBody(body: Uint8Array, view: DataView, at: number, file: string, 
     case TYPE.truncate:
       need(9);
       return { type: 'truncate', from: getU53(view, at + 1) as LogIndex };
+    case TYPE.seal:
+      need(9);
+      return { type: 'seal', next: getU53(view, at + 1) };
     default:
       throw new CorruptLogError(file, offset, `unknown record type ${body[0]}`);
   }

@@ -6,9 +6,13 @@
  * import { storageConformanceSuite } from 'actor-raft/test/storage/conformance';
  * storageConformanceSuite('MyStorage', () => new MyStorageActor(tmpdir()));
  *
- * `make` must return a fresh, empty store each call. `receive` may answer directly, with a promise,
- * with `replyError(err)` (an ErrorReply) or with a DeferredReply; all are awaited like an `ask`.
- * A refusal may be a throw, a rejected promise or an ErrorReply.
+ * `make` must return a fresh, empty store each call (or a promise of one). `receive` may answer
+ * directly, with a promise, with `replyError(err)` (an ErrorReply) or with a DeferredReply; all are
+ * awaited like an `ask`. A refusal may be a throw, a rejected promise or an ErrorReply.
+ *
+ * A durable storage also passes `reopen`: stop the store (as a process exit would) and open a new
+ * one over the same data. The suite then checks that everything answered survives, and that a
+ * refused write left nothing behind. `close` releases a store after each test.
  */
 import { expect } from 'chai';
 import { decodeEntries, encodeEntries } from '../../actors/raft/codec';
@@ -66,10 +70,18 @@ function decoded(bytes: unknown): Entry[] {
   return decodeEntries(bytes as Uint8Array);
 }
 
-export function storageConformanceSuite(name: string, make: () => StorageUnderTest): void {
+export interface ConformanceOptions {
+  /** Stops `s` and returns a new store over the same data (durable storages only). */
+  readonly reopen?: (s: StorageUnderTest) => Promise<StorageUnderTest>;
+  /** Releases a store after each test. */
+  readonly close?: (s: StorageUnderTest) => Promise<void>;
+}
+
+export function storageConformanceSuite(name: string, make: () => StorageUnderTest | Promise<StorageUnderTest>, opts: ConformanceOptions = {}): void {
   describe(`RaftStorage conformance: ${name}`, () => {
     let s: StorageUnderTest;
-    beforeEach(() => { s = make(); });
+    beforeEach(async () => { s = await make(); });
+    afterEach(async () => { if (opts.close) await opts.close(s); });
 
     const append = (entries: readonly Entry[]): Promise<number> => ask<number>(s, { type: 'appendEntries', entries: encodeEntries(entries) });
     const replicate = (truncateFrom: number | null, entries: readonly Entry[]): Promise<number> =>
@@ -298,5 +310,55 @@ export function storageConformanceSuite(name: string, make: () => StorageUnderTe
         expect(decoded((await initial()).entries)).to.have.length(10_000);
       });
     });
+
+    if (opts.reopen) {
+      const reopen = opts.reopen;
+      describe('durability across a restart', () => {
+        it('a reopened store holds every answered write: hard state, appends, truncations', async () => {
+          await ask(s, { type: 'saveHardState', hardState: { currentTerm: tm(2), votedFor: id(3) } });
+          await append(range(1, 50));
+          await replicate(41, range(41, 45, () => 6));
+          await ask(s, { type: 'truncate', from: ix(44) });
+          await ask(s, { type: 'saveHardState', hardState: { currentTerm: tm(6), votedFor: null } });
+          s = await reopen(s);
+          const st = await initial();
+          expect(st.hardState).to.deep.equal({ currentTerm: 6, votedFor: null });
+          expect(decoded(st.entries)).to.deep.equal([...range(1, 40), ...range(41, 43, () => 6)]);
+          expect(await get(40, 100)).to.deep.equal([entryAt(40), ...range(41, 43, () => 6)]);
+          // The reopened store goes on from where the log ends.
+          expect(await append(range(44, 45, () => 6))).to.equal(45);
+        });
+
+        it('a write refused before a restart left nothing behind', async () => {
+          await append(range(1, 5));
+          await refused(s, { type: 'appendEntries', entries: encodeEntries(range(9, 10)) });
+          await refused(s, { type: 'replicateEntries', truncateFrom: ix(3), entries: encodeEntries(range(7, 8)) });
+          s = await reopen(s);
+          expect(await wholeLog()).to.deep.equal(range(1, 5));
+        });
+
+        it('survives several restarts, each adding to the log', async () => {
+          for (let round = 0; round < 4; round++) {
+            await append(range(round * 25 + 1, round * 25 + 25));
+            await ask(s, { type: 'saveHardState', hardState: { currentTerm: tm(round + 1), votedFor: id(round + 1) } });
+            s = await reopen(s);
+          }
+          const st = await initial();
+          expect(st.hardState).to.deep.equal({ currentTerm: 4, votedFor: 4 });
+          expect(decoded(st.entries)).to.deep.equal(range(1, 100));
+        });
+
+        it('many writes asked at once are all durable once all are answered (group commit keeps order)', async () => {
+          const asks: Promise<unknown>[] = [];
+          for (let b = 0; b < 50; b++) asks.push(append(range(b * 4 + 1, b * 4 + 4)));
+          asks.push(ask(s, { type: 'saveHardState', hardState: { currentTerm: tm(9), votedFor: id(2) } }));
+          const answers = await Promise.all(asks);
+          expect(answers.slice(0, 50)).to.deep.equal(Array.from({ length: 50 }, (_, b) => b * 4 + 4));
+          s = await reopen(s);
+          expect(await wholeLog()).to.deep.equal(range(1, 200));
+          expect((await initial()).hardState).to.deep.equal({ currentTerm: 9, votedFor: 2 });
+        });
+      });
+    }
   });
 }

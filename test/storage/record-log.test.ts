@@ -118,17 +118,18 @@ describe('storage/record-log', () => {
     });
 
     it('replays a log of several records in order, also from a view into a larger buffer', () => {
-      const { records, bytes } = sampleLog();
-      expect(replayRecords(bytes, FILE)).to.deep.equal({ records, validBytes: bytes.byteLength, tornBytes: 0 });
+      const { records, bytes, starts } = sampleLog();
+      const offsets = starts.slice(0, records.length);
+      expect(replayRecords(bytes, FILE)).to.deep.equal({ records, offsets, validBytes: bytes.byteLength, tornBytes: 0 });
       // The same bytes at offset 13 of a bigger buffer (the DataView must honour byteOffset).
       const big = new Uint8Array(bytes.byteLength + 20).fill(0xab);
       big.set(bytes, 13);
       const view = big.subarray(13, 13 + bytes.byteLength);
-      expect(replayRecords(view, FILE)).to.deep.equal({ records, validBytes: bytes.byteLength, tornBytes: 0 });
+      expect(replayRecords(view, FILE)).to.deep.equal({ records, offsets, validBytes: bytes.byteLength, tornBytes: 0 });
     });
 
     it('an empty file replays to no records and nothing torn', () => {
-      expect(replayRecords(new Uint8Array(0), FILE)).to.deep.equal({ records: [], validBytes: 0, tornBytes: 0 });
+      expect(replayRecords(new Uint8Array(0), FILE)).to.deep.equal({ records: [], offsets: [], validBytes: 0, tornBytes: 0 });
     });
 
     it('frames a record as u32 body length, u32 crc32(length field and body), then the body', () => {

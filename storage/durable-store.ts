@@ -1,0 +1,83 @@
+/**
+ * What every record-log storage does the same way (FileStorage, and the simulator's SimStorage):
+ * turn a storage write into the records that make it durable, after checking it against the
+ * in-memory view of the log, and rebuild that view from the records on recovery.
+ *
+ * Validation happens before anything is written: a refused write (a gap, an index below 1) changes
+ * neither the view nor the file.
+ */
+import { decodeEntries } from '../actors/raft/codec';
+import type { Entry, HardState, LogIndex } from '../actors/raft/core/types';
+import { MemoryStore, validIndex } from './memory-storage';
+import { CorruptLogError, type LogRecord } from './record-log';
+import { StorageContractError, type StorageMsg } from './storage';
+
+/** One record to write, with its entries decoded (for an append) so nobody decodes them twice. */
+export interface PlannedRecord {
+  readonly rec: LogRecord;
+  readonly entries?: readonly Entry[];
+}
+
+/** A log write, already applied to the view: the records to make durable and the answer to give once they are. */
+export interface PlannedWrite {
+  readonly records: readonly PlannedRecord[];
+  /** The answer to the storage message (the new last index, or undefined). */
+  readonly value: unknown;
+  /** Set when entries at index >= truncateFrom were cut from the view. */
+  readonly truncateFrom: LogIndex | null;
+  readonly entries: readonly Entry[];
+}
+
+export type LogWriteMsg = Extract<StorageMsg, { type: 'appendEntries' | 'replicateEntries' | 'truncate' }>;
+
+/**
+ * Applies a log write to the view and returns the records that make it durable (none for a no-op).
+ * Throws StorageContractError (leaving the view as it was) when the write would break the log.
+ * @example const w = planLogWrite(store, msg); for (const r of w.records) file.write(encodeRecord(r.rec));
+ */
+export function planLogWrite(store: MemoryStore, msg: LogWriteMsg): PlannedWrite {
+  switch (msg.type) {
+    case 'appendEntries': {
+      const entries = decodeEntries(msg.entries);
+      const last = store.append(entries);
+      return { records: entries.length > 0 ? [{ rec: { type: 'append', entries: msg.entries }, entries }] : [], value: last, truncateFrom: null, entries };
+    }
+    case 'replicateEntries': {
+      const entries = decodeEntries(msg.entries);
+      const from = msg.truncateFrom === null ? null : validIndex(msg.truncateFrom, 'truncateFrom');
+      const { last, truncated } = store.replicate(from, entries);
+      const records: PlannedRecord[] = [];
+      if (truncated) records.push({ rec: { type: 'truncate', from: from! } });
+      if (entries.length > 0) records.push({ rec: { type: 'append', entries: msg.entries }, entries });
+      return { records, value: last, truncateFrom: truncated ? from : null, entries };
+    }
+    case 'truncate': {
+      const from = validIndex(msg.from, 'from');
+      const cut = from <= store.lastIndex();
+      store.truncate(from); // refuses an index below 1
+      return { records: cut ? [{ rec: { type: 'truncate', from } }] : [], value: undefined, truncateFrom: cut ? from : null, entries: [] };
+    }
+    default: {
+      const never: never = msg;
+      throw new StorageContractError(`not a log write: ${JSON.stringify((never as { type?: unknown }).type)}`);
+    }
+  }
+}
+
+/**
+ * Replays one recovered record into the view. A record that does not fit the log rebuilt so far (an
+ * append that leaves a gap, entries that do not decode) is damage: CorruptLogError at its offset.
+ * Returns the hard state when the record carries one. Seal records are the caller's business.
+ */
+export function replayRecord(store: MemoryStore, rec: LogRecord, file: string, offset: number): HardState | null {
+  try {
+    switch (rec.type) {
+      case 'hardState': return rec.hardState;
+      case 'truncate': store.truncate(rec.from); return null;
+      case 'append': store.append(decodeEntries(rec.entries)); return null;
+      case 'seal': return null;
+    }
+  } catch (err) {
+    throw new CorruptLogError(file, offset, `a ${rec.type} record that does not fit the log before it (${(err as Error).message})`);
+  }
+}

@@ -1,0 +1,506 @@
+/**
+ * FileStorage: the durable, embedded RaftStorage (docs/STORAGE.md). No server: a directory per node.
+ *
+ *   <dir>/LOCK                       the pid of the process that has the directory open
+ *   <dir>/hard-state                 term and vote: one checksummed record, replaced atomically
+ *                                    (write hard-state.tmp, fdatasync, rename, fsync the directory)
+ *   <dir>/segment-0000000001.log     the log: append-only checksummed records (storage/record-log.ts),
+ *   <dir>/segment-0000000002.log     appends and truncations, in segments of `segmentBytes`
+ *
+ * Group commit: writes that arrive while an fdatasync is under way wait for the next one, so one
+ * fdatasync covers every write of a batch, however many entries (DESIGN.md section 4). Every answer
+ * to a write means durable: the Raft actor relies on it for the persistence rules of seed 002.
+ * Reads are served from an in-memory copy of the log, which also holds entries not yet on disk.
+ *
+ * Recovery reads every segment back and verifies every checksum. A torn tail of the last segment
+ * (a write cut short by a crash) is cut off and logged; any other damage, a missing segment or a
+ * missing hard-state file refuses to start with CorruptLogError naming the file and the offset.
+ * A failed write or fdatasync stops the storage actor (and so the node) with StorageIoError: after
+ * a failed fsync nothing tells which writes reached the disk, so the node must not go on.
+ *
+ * @example
+ * const node = await RaftNode.start({ system, id: 1, network, stateMachine,
+ *   storage: fileStorageSpec({ dir: '/var/lib/myapp/raft-1' }) });
+ */
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync, ftruncateSync } from 'node:fs';
+import { open, rename, type FileHandle } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Actor, ActorContext, ActorSpec } from '../runtime/actor';
+import { DeferredReply, replyError } from '../runtime/actor';
+import { MalformedMessageError } from '../actors/raft/core/errors';
+import { encodeEntries } from '../actors/raft/codec';
+import { TERM_ZERO } from '../actors/raft/core/types';
+import type { Entry, HardState, NodeId, Term } from '../actors/raft/core/types';
+import { MemoryStore, validIndex } from './memory-storage';
+import { planLogWrite, replayRecord } from './durable-store';
+import { CorruptLogError, encodeRecord, replayRecords } from './record-log';
+import { StorageContractError, type StorageMsg, type StoredState } from './storage';
+
+export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+export const MIN_SEGMENT_BYTES = 4096;
+export const MAX_SEGMENT_BYTES = 1024 * 1024 * 1024;
+
+export interface FileStorageOptions {
+  /** The node's data directory; created if missing. One node per directory. */
+  readonly dir: string;
+  /** Start a new segment once the current one holds this many bytes (default 64 MiB). */
+  readonly segmentBytes?: number;
+  /** Counters to read from any thread: make them with `FileStorageStats.create()` and pass `.buffer`. */
+  readonly stats?: SharedArrayBuffer;
+}
+
+/** Another live process holds the data directory. */
+export class StorageLockedError extends Error {
+  readonly code = 'StorageLocked';
+  constructor(readonly dir: string, readonly pid: number) {
+    super(`${dir} is in use by process ${pid} (see ${join(dir, 'LOCK')}); one node per directory. If that process is not an actor-raft node, remove the LOCK file`);
+    this.name = 'StorageLockedError';
+  }
+}
+
+/** A write, fdatasync or rename failed. The node stops: what reached the disk is unknown. */
+export class StorageIoError extends Error {
+  readonly code = 'StorageIo';
+  constructor(readonly op: string, readonly file: string, readonly reason: string) {
+    super(`storage ${op} of ${file} failed: ${reason}; the node stops, since which writes are durable is unknown`);
+    this.name = 'StorageIoError';
+  }
+}
+
+const STAT = { fsyncs: 0, batches: 1, records: 2, bytes: 3, segments: 4, hardStateWrites: 5 } as const;
+type StatName = keyof typeof STAT;
+
+/**
+ * FileStorage's counters in shared memory, readable from any thread while the node runs.
+ * @example
+ * const stats = FileStorageStats.create();
+ * RaftNode.start({ ..., storage: fileStorageSpec({ dir, stats: stats.buffer }) });
+ * console.log(stats.read().fsyncs);
+ */
+export class FileStorageStats {
+  private readonly counters: Float64Array;
+  private constructor(readonly buffer: SharedArrayBuffer) { this.counters = new Float64Array(buffer); }
+  static create(): FileStorageStats { return new FileStorageStats(new SharedArrayBuffer(8 * Object.keys(STAT).length)); }
+  static over(buffer: SharedArrayBuffer): FileStorageStats { return new FileStorageStats(buffer); }
+  add(name: StatName, n = 1): void { this.counters[STAT[name]] += n; }
+  /** fsyncs: fdatasync and fsync calls, all files; batches: log flushes; records and bytes: written to the log. */
+  read(): Record<StatName, number> {
+    const out = {} as Record<StatName, number>;
+    for (const k of Object.keys(STAT) as StatName[]) out[k] = this.counters[STAT[k]];
+    return out;
+  }
+}
+
+const SEGMENT_RE = /^segment-(\d{10})\.log$/;
+const segmentName = (seq: number): string => `segment-${String(seq).padStart(10, '0')}.log`;
+const HARD_STATE = 'hard-state';
+const HARD_STATE_TMP = 'hard-state.tmp';
+const LOCK = 'LOCK';
+
+interface Segment { readonly seq: number; readonly path: string; size: number }
+
+/** What recovery found in a data directory. */
+export interface RecoveredDir {
+  readonly hardState: HardState;
+  readonly store: MemoryStore;
+  readonly segments: Segment[];
+  /** Bytes of a torn tail at the end of the last segment (cut off when recovering with `repair`). */
+  readonly tornBytes: number;
+  /** Set when the last closed segment's seal was never written (a crash while starting a new segment). */
+  readonly unsealed: Segment | null;
+  /** True when the directory holds no hard-state file yet (never opened, or a crash while first opening it). */
+  readonly fresh: boolean;
+}
+
+/** Checks the options at the boundary; throws TypeError or RangeError naming the field. */
+export function validateFileStorageOptions(opts: FileStorageOptions): Required<Omit<FileStorageOptions, 'stats'>> & { stats?: SharedArrayBuffer } {
+  if (opts === null || typeof opts !== 'object') throw new TypeError('FileStorage options must be an object with a dir');
+  if (typeof opts.dir !== 'string' || opts.dir.length === 0) throw new TypeError(`FileStorage dir must be a non-empty path, got ${JSON.stringify(opts.dir)}`);
+  const segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+  if (!Number.isSafeInteger(segmentBytes) || segmentBytes < MIN_SEGMENT_BYTES || segmentBytes > MAX_SEGMENT_BYTES) {
+    throw new RangeError(`FileStorage segmentBytes must be an integer in ${MIN_SEGMENT_BYTES}..${MAX_SEGMENT_BYTES}, got ${String(opts.segmentBytes)}`);
+  }
+  if (opts.stats !== undefined && !(opts.stats instanceof SharedArrayBuffer)) throw new TypeError('FileStorage stats must be the buffer of FileStorageStats.create()');
+  for (const k of Object.keys(opts)) {
+    if (k !== 'dir' && k !== 'segmentBytes' && k !== 'stats') throw new TypeError(`unknown FileStorage option ${JSON.stringify(k)}`);
+  }
+  return { dir: resolve(opts.dir), segmentBytes, stats: opts.stats };
+}
+
+/**
+ * Reads a data directory back and verifies it (the recovery of FileStorage). With `repair`, cuts a
+ * torn tail and finishes an interrupted segment change; without, changes nothing (for inspection).
+ * Throws CorruptLogError for anything that is not a torn tail.
+ */
+export function recoverDir(dir: string, opts: { repair: boolean; onTornTail?: (file: string, tornBytes: number) => void }): RecoveredDir {
+  const store = new MemoryStore();
+  const names = existsSync(dir) ? readdirSync(dir) : [];
+  const hsPath = join(dir, HARD_STATE);
+  const fresh = !names.includes(HARD_STATE);
+  let hardState: HardState = { currentTerm: TERM_ZERO, votedFor: null };
+  if (!fresh) {
+    const bytes = readFileSync(hsPath);
+    const replay = replayRecords(bytes, hsPath);
+    const rec = replay.records[0];
+    if (replay.records.length !== 1 || replay.tornBytes > 0 || rec.type !== 'hardState') {
+      throw new CorruptLogError(hsPath, replay.validBytes === bytes.byteLength ? 0 : replay.validBytes, `the hard-state file must hold exactly one whole hardState record (found ${replay.records.length} records, ${replay.tornBytes} bytes of damage)`);
+    }
+    hardState = rec.hardState;
+  }
+  const segments: Segment[] = names.map((n) => SEGMENT_RE.exec(n)).filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ seq: Number(m[1]), path: join(dir, m[0]), size: 0 }))
+    .sort((a, b) => a.seq - b.seq);
+  if (fresh && segments.length > 0) {
+    throw new CorruptLogError(hsPath, 0, 'the hard-state file is missing but the log exists: the term and vote are lost, and starting could vote twice in a term');
+  }
+  for (let i = 0; i < segments.length; i++) {
+    const expected = i === 0 ? 1 : segments[i - 1].seq + 1;
+    if (segments[i].seq !== expected) throw new CorruptLogError(join(dir, segmentName(expected)), 0, `segment ${expected} is missing (found ${segments.map((s) => s.seq).join(', ')})`);
+  }
+  let tornBytes = 0;
+  let unsealed: Segment | null = null;
+  for (let i = 0; i < segments.length; i++) {
+    const seg = segments[i];
+    const isLast = i === segments.length - 1;
+    const bytes = readFileSync(seg.path);
+    const replay = replayRecords(bytes, seg.path);
+    seg.size = replay.validBytes;
+    let sealed = false;
+    replay.records.forEach((rec, k) => {
+      const at = replay.offsets[k];
+      if (sealed) throw new CorruptLogError(seg.path, at, 'a record after the segment\'s seal');
+      if (rec.type === 'seal') {
+        if (rec.next !== seg.seq + 1) throw new CorruptLogError(seg.path, at, `seal names segment ${rec.next}, expected ${seg.seq + 1}`);
+        sealed = true;
+        return;
+      }
+      if (rec.type === 'hardState') throw new CorruptLogError(seg.path, at, 'a hardState record in a log segment');
+      replayRecord(store, rec, seg.path, at);
+    });
+    if (!isLast) {
+      if (replay.tornBytes > 0) throw new CorruptLogError(seg.path, replay.validBytes, `${replay.tornBytes} damaged bytes at the end of a closed segment (only the last segment can have a torn tail)`);
+      if (!sealed) {
+        // Segment k+1 is made durable before k's seal is written: a crash between the two leaves
+        // an empty k+1 and an unsealed k, and nothing was ever written to k+1.
+        const next = segments[i + 1];
+        const emptyLast = i === segments.length - 2 && statSync(next.path).size === 0;
+        if (!emptyLast) throw new CorruptLogError(seg.path, replay.validBytes, `segment ${seg.seq} was never closed, but segment ${next.seq} after it holds records`);
+        unsealed = seg;
+      }
+      continue;
+    }
+    if (sealed) throw new CorruptLogError(join(dir, segmentName(seg.seq + 1)), 0, `segment ${seg.seq + 1} is missing: segment ${seg.seq} was closed, which happens only once ${seg.seq + 1} is on disk`);
+    if (replay.tornBytes > 0) {
+      tornBytes = replay.tornBytes;
+      opts.onTornTail?.(seg.path, replay.tornBytes);
+      if (opts.repair) {
+        const fd = openSync(seg.path, 'r+');
+        try { ftruncateSync(fd, replay.validBytes); fsyncSync(fd); } finally { closeSync(fd); }
+      }
+    }
+  }
+  if (unsealed !== null && opts.repair) {
+    const fd = openSync((unsealed as Segment).path, 'a');
+    try { writeSync(fd, encodeRecord({ type: 'seal', next: (unsealed as Segment).seq + 1 })); fsyncSync(fd); } finally { closeSync(fd); }
+  }
+  store.hardState = hardState;
+  return { hardState, store, segments, tornBytes, unsealed, fresh };
+}
+
+/**
+ * Reads a node's data directory without changing it: for tools and tests, while the node is stopped.
+ * @example const { hardState, entries } = await readFileStorage('./data/1');
+ */
+export async function readFileStorage(dir: string): Promise<{ hardState: HardState; entries: Entry[]; tornBytes: number }> {
+  const r = recoverDir(resolve(dir), { repair: false });
+  return { hardState: r.hardState, entries: r.store.log.slice(), tornBytes: r.tornBytes };
+}
+
+function validNodeId(v: unknown): NodeId {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw new StorageContractError(`votedFor must be null or a node id >= 1, got ${String(v)}`);
+  return v as NodeId;
+}
+
+function fsyncDirSync(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try { fsyncSync(fd); } finally { closeSync(fd); }
+}
+
+/** Writes `bytes` to `dir/name` so that a crash leaves either the old or the new file, never a mix. */
+function writeAtomicSync(dir: string, name: string, bytes: Uint8Array): void {
+  const tmp = join(dir, `${name}.tmp`);
+  const fd = openSync(tmp, 'w');
+  try { writeSync(fd, bytes); fsyncSync(fd); } finally { closeSync(fd); }
+  renameSync(tmp, join(dir, name));
+  fsyncDirSync(dir);
+}
+
+function pidAlive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
+}
+
+/** Takes the directory's LOCK, or throws StorageLockedError when a live process has it. */
+function acquireLock(dir: string): void {
+  const path = join(dir, LOCK);
+  if (existsSync(path)) {
+    const pid = Number.parseInt(readFileSync(path, 'utf8').trim(), 10);
+    // Our own pid: an earlier storage actor of this process that stopped without cleaning up (a crash).
+    if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) throw new StorageLockedError(dir, pid);
+  }
+  writeFileSync(path, `${process.pid}\n`);
+}
+
+function releaseLock(dir: string): void {
+  const path = join(dir, LOCK);
+  try {
+    if (readFileSync(path, 'utf8').trim() === String(process.pid)) unlinkSync(path);
+  } catch { /* already gone */ }
+}
+
+interface Batch { buffers: Uint8Array[]; bytes: number; records: number; replies: DeferredReply<unknown>[]; values: unknown[] }
+const emptyBatch = (): Batch => ({ buffers: [], bytes: 0, records: 0, replies: [], values: [] });
+
+export class FileStorageActor implements Actor<StorageMsg> {
+  private readonly opts: ReturnType<typeof validateFileStorageOptions>;
+  private readonly stats: FileStorageStats;
+  private store!: MemoryStore;
+  private ctx!: ActorContext;
+  private segment!: Segment;
+  private fh!: FileHandle;
+  private dirFh!: FileHandle;
+  /** Log writes waiting for the next flush. */
+  private batch = emptyBatch();
+  private flushing: Promise<void> | null = null;
+  /** The hard state to write next, and who waits for it. */
+  private hsNext: { bytes: Uint8Array; replies: DeferredReply<unknown>[] } | null = null;
+  private hsWriting: Promise<void> | null = null;
+  private failure: StorageIoError | null = null;
+  private closed = false;
+
+  constructor(opts: FileStorageOptions) {
+    this.opts = validateFileStorageOptions(opts);
+    this.stats = this.opts.stats ? FileStorageStats.over(this.opts.stats) : FileStorageStats.create();
+  }
+
+  async started(ctx: ActorContext): Promise<void> {
+    this.ctx = ctx;
+    const { dir } = this.opts;
+    mkdirSync(dir, { recursive: true });
+    acquireLock(dir);
+    try {
+      rmSync(join(dir, HARD_STATE_TMP), { force: true }); // an unacknowledged hard state: never used
+      const rec = recoverDir(dir, {
+        repair: true,
+        onTornTail: (file, tornBytes) => ctx.logger.warn({ file, tornBytes }, 'recovery cut a torn tail (a write the crash cut short; it was never acknowledged)'),
+      });
+      this.store = rec.store;
+      if (rec.fresh) {
+        writeAtomicSync(dir, HARD_STATE, encodeRecord({ type: 'hardState', hardState: rec.hardState }));
+        this.stats.add('fsyncs', 2);
+      }
+      let seg = rec.segments[rec.segments.length - 1];
+      if (seg === undefined) {
+        seg = { seq: 1, path: join(dir, segmentName(1)), size: 0 };
+        closeSync(openSync(seg.path, 'wx'));
+        fsyncDirSync(dir);
+      }
+      this.segment = seg;
+      this.fh = await open(seg.path, 'a');
+      this.dirFh = await open(dir, 'r');
+      ctx.logger.info({ dir, segments: Math.max(1, rec.segments.length), lastIndex: this.store.lastIndex(), term: this.store.hardState.currentTerm, tornBytes: rec.tornBytes }, 'file storage recovered');
+    } catch (err) {
+      releaseLock(dir);
+      throw err;
+    }
+  }
+
+  /** A write the contract forbids is refused (StorageContractError) and changes nothing; the actor goes on. */
+  receive(msg: StorageMsg): unknown {
+    if (this.failure) return replyError(this.failure);
+    try {
+      return this.handle(msg);
+    } catch (err) {
+      if (err instanceof StorageContractError || err instanceof MalformedMessageError) return replyError(err);
+      throw err;
+    }
+  }
+
+  private handle(msg: StorageMsg): unknown {
+    if (msg === null || typeof msg !== 'object') throw new StorageContractError(`expected a storage message object, got ${String(msg)}`);
+    switch (msg.type) {
+      case 'getInitialState':
+        return { hardState: this.store.hardState, entries: encodeEntries(this.store.log) } satisfies StoredState;
+      case 'getEntries':
+        return encodeEntries(this.store.slice(validIndex(msg.from, 'from'), validIndex(msg.toExclusive, 'toExclusive')));
+      case 'saveHardState': return this.saveHardState(msg.hardState);
+      case 'appendEntries': case 'replicateEntries': case 'truncate': {
+        const w = planLogWrite(this.store, msg);
+        const reply = new DeferredReply<unknown>();
+        for (const r of w.records) {
+          const bytes = encodeRecord(r.rec);
+          this.batch.buffers.push(bytes);
+          this.batch.bytes += bytes.byteLength;
+          this.batch.records++;
+        }
+        this.batch.replies.push(reply);
+        this.batch.values.push(w.value);
+        if (this.flushing === null) this.flushing = Promise.resolve().then(() => this.flushLoop());
+        return reply;
+      }
+      default: {
+        const never: never = msg;
+        throw new StorageContractError(`unknown storage message ${JSON.stringify((never as { type?: unknown }).type)}`);
+      }
+    }
+  }
+
+  async stopped(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    // Let writes already handed to the disk finish; their askers are gone, but the bytes are ours.
+    await Promise.allSettled([this.flushing, this.hsWriting]);
+    await Promise.allSettled([this.fh?.close(), this.dirFh?.close()]);
+    releaseLock(this.opts.dir);
+  }
+
+  /** Writes batches until none is waiting: each batch is one writev and one fdatasync. */
+  private async flushLoop(): Promise<void> {
+    try {
+      while (this.batch.replies.length > 0 && this.failure === null) {
+        const b = this.batch;
+        this.batch = emptyBatch();
+        if (b.bytes > 0) {
+          await this.io('write', this.segment.path, () => writeAll(this.fh, b.buffers, b.bytes));
+          await this.io('fdatasync', this.segment.path, () => this.fh.datasync());
+          this.segment.size += b.bytes;
+          this.stats.add('fsyncs');
+          this.stats.add('batches');
+          this.stats.add('records', b.records);
+          this.stats.add('bytes', b.bytes);
+        }
+        for (let i = 0; i < b.replies.length; i++) b.replies[i].resolve(b.values[i]);
+        if (this.segment.size >= this.opts.segmentBytes) await this.roll();
+      }
+    } catch (err) {
+      this.fail(err as Error, this.batch.replies);
+    } finally {
+      this.flushing = null;
+    }
+  }
+
+  /** Starts the next segment: make it durable first, then seal the full one (recovery relies on the order). */
+  private async roll(): Promise<void> {
+    const next: Segment = { seq: this.segment.seq + 1, path: join(this.opts.dir, segmentName(this.segment.seq + 1)), size: 0 };
+    const fh = await this.io('create', next.path, () => open(next.path, 'wx'));
+    await this.io('fsync', this.opts.dir, () => this.dirFh.sync());
+    const seal = encodeRecord({ type: 'seal', next: next.seq });
+    await this.io('write', this.segment.path, () => writeAll(this.fh, [seal], seal.byteLength));
+    await this.io('fdatasync', this.segment.path, () => this.fh.datasync());
+    await this.fh.close();
+    this.stats.add('fsyncs', 2);
+    this.stats.add('segments');
+    this.fh = fh;
+    this.segment = next;
+    this.ctx.logger.debug({ segment: next.path }, 'started a new log segment');
+  }
+
+  /** Hard state: the latest wins; everyone who asked while a write was under way shares the next one. */
+  private saveHardState(hs: HardState): DeferredReply<unknown> {
+    if (hs === null || typeof hs !== 'object') throw new StorageContractError('saveHardState needs a hardState object');
+    const hardState: HardState = { currentTerm: validIndex(hs.currentTerm, 'currentTerm') as number as Term, votedFor: hs.votedFor === null ? null : validNodeId(hs.votedFor) };
+    const bytes = encodeRecord({ type: 'hardState', hardState });
+    this.store.hardState = hardState;
+    const reply = new DeferredReply<unknown>();
+    if (this.hsNext === null) this.hsNext = { bytes, replies: [reply] };
+    else { this.hsNext.bytes = bytes; this.hsNext.replies.push(reply); }
+    if (this.hsWriting === null) this.hsWriting = Promise.resolve().then(() => this.hardStateLoop());
+    return reply;
+  }
+
+  private async hardStateLoop(): Promise<void> {
+    const { dir } = this.opts;
+    try {
+      while (this.hsNext !== null && this.failure === null) {
+        const job = this.hsNext;
+        this.hsNext = null;
+        const tmp = join(dir, HARD_STATE_TMP);
+        const fh = await this.io('create', tmp, () => open(tmp, 'w'));
+        try {
+          await this.io('write', tmp, () => writeAll(fh, [job.bytes], job.bytes.byteLength));
+          await this.io('fdatasync', tmp, () => fh.datasync());
+        } finally {
+          await fh.close();
+        }
+        await this.io('rename', tmp, () => rename(tmp, join(dir, HARD_STATE)));
+        await this.io('fsync', dir, () => this.dirFh.sync());
+        this.stats.add('fsyncs', 2);
+        this.stats.add('hardStateWrites');
+        for (const r of job.replies) r.resolve(undefined);
+      }
+    } catch (err) {
+      this.fail(err as Error, this.hsNext?.replies ?? []);
+    } finally {
+      this.hsWriting = null;
+    }
+  }
+
+  private async io<T>(op: string, file: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof StorageIoError) throw err;
+      throw new StorageIoError(op, file, (err as Error).message);
+    }
+  }
+
+  /** A write failed: refuse everything from now on, and crash (the node fails; see the class comment). */
+  private fail(err: Error, waiting: readonly DeferredReply<unknown>[]): void {
+    const failure = err instanceof StorageIoError ? err : new StorageIoError('write', this.opts.dir, err.message);
+    if (this.failure === null) {
+      this.failure = failure;
+      this.ctx.logger.error({ err: failure.message }, 'storage failed');
+      this.ctx.crash(failure);
+    }
+    for (const r of [...waiting, ...this.batch.replies, ...(this.hsNext?.replies ?? [])]) r.reject(failure);
+    this.batch = emptyBatch();
+    this.hsNext = null;
+  }
+}
+
+/** Writes every byte of `buffers` at the end of the file (a short write is continued, not lost). */
+async function writeAll(fh: FileHandle, buffers: Uint8Array[], total: number): Promise<void> {
+  let written = 0;
+  let bufs = buffers;
+  while (written < total) {
+    const { bytesWritten } = await fh.writev(bufs);
+    if (bytesWritten <= 0) throw new Error(`wrote ${bytesWritten} bytes`);
+    written += bytesWritten;
+    if (written < total) bufs = remainder(bufs, bytesWritten);
+  }
+}
+
+function remainder(buffers: Uint8Array[], skip: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const b of buffers) {
+    if (skip >= b.byteLength) { skip -= b.byteLength; continue; }
+    out.push(skip > 0 ? b.subarray(skip) : b);
+    skip = 0;
+  }
+  return out;
+}
+
+/** Module entry for any placement (see fileStorageSpec). */
+export function createFileStorage(opts: FileStorageOptions): FileStorageActor {
+  return new FileStorageActor(opts);
+}
+export const FILE_STORAGE_MODULE = __filename;
+
+/**
+ * The storage spec of a node that keeps its state in `opts.dir`. Options are checked here, before
+ * any thread starts.
+ * @example RaftNode.start({ ..., storage: fileStorageSpec({ dir: './data/1' }) })
+ */
+export function fileStorageSpec(opts: FileStorageOptions): ActorSpec<FileStorageOptions> {
+  const o = validateFileStorageOptions(opts);
+  return { module: FILE_STORAGE_MODULE, export: 'createFileStorage', args: o.stats ? { dir: o.dir, segmentBytes: o.segmentBytes, stats: o.stats } : { dir: o.dir, segmentBytes: o.segmentBytes } };
+}
