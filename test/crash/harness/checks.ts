@@ -5,7 +5,8 @@
  */
 import type { Entry } from '../../../actors/raft/core/types';
 import { decodeId, type AppliedList } from './applied-list';
-import type { Load } from './load';
+import type { DurableLog } from './durable';
+import type { Ack, Load } from './load';
 
 function fail(msg: string): never { throw new Error(msg); }
 
@@ -52,12 +53,33 @@ export function checkApplied(load: Load, lists: ReadonlyMap<number, AppliedList>
   return { applied: ref.ids.length, unknownApplied };
 }
 
+const describe = (e: Entry): string => (e.kind === 'normal' ? `normal:${decodeId(e.payload)}` : e.kind === 'config' ? `config:${JSON.stringify(e.membership)}` : 'blank');
+
 /**
- * Reads of the nodes' durable logs (offline, after the processes stopped): each acknowledged id's
+ * Reads of the nodes' durable state (offline, after the processes stopped): each acknowledged id's
  * entry is in the logs of at least `quorum` nodes, at its acknowledged index; no log holds an id
- * twice. Returns how many acknowledged ids each count of nodes holds.
+ * twice; logs are consecutive from index 1; a node's durable term is not below its last entry's;
+ * and two logs holding an entry of the same term at an index hold the same entry (Log Matching).
+ * Returns how many acknowledged ids each count of nodes holds.
  */
-export function checkDurable(load: Load, logs: ReadonlyMap<number, readonly Entry[]>, quorum: number): Record<number, number> {
+export function checkDurable(acked: ReadonlyMap<string, Ack>, durable: ReadonlyMap<number, DurableLog>, quorum: number): Record<number, number> {
+  const logs = new Map<number, readonly Entry[]>([...durable].map(([n, d]) => [n, d.entries]));
+  for (const [n, d] of durable) {
+    const last = d.entries[d.entries.length - 1];
+    if (last && last.term > d.hardState.currentTerm) fail(`node ${n}'s durable term ${d.hardState.currentTerm} is below its last entry's term ${last.term} (index ${last.index})`);
+  }
+  const nodes = [...logs.keys()];
+  for (let i = 0; i < nodes.length; i++) {
+    for (let j = i + 1; j < nodes.length; j++) {
+      const a = logs.get(nodes[i])!;
+      const b = logs.get(nodes[j])!;
+      for (let k = 0; k < Math.min(a.length, b.length); k++) {
+        if (a[k].term === b[k].term && describe(a[k]) !== describe(b[k])) {
+          fail(`Log Matching broken at index ${a[k].index}, term ${a[k].term}: node ${nodes[i]} holds ${describe(a[k])}, node ${nodes[j]} ${describe(b[k])}`);
+        }
+      }
+    }
+  }
   const idAt = new Map<number, Map<number, string>>();
   for (const [n, entries] of logs) {
     const byIndex = new Map<number, string>();
@@ -76,7 +98,7 @@ export function checkDurable(load: Load, logs: ReadonlyMap<number, readonly Entr
   }
   const holders: Record<number, number> = {};
   const short: string[] = [];
-  for (const [id, a] of load.acked) {
+  for (const [id, a] of acked) {
     const on = [...idAt].filter(([, m]) => m.get(a.index) === id).map(([n]) => n);
     holders[on.length] = (holders[on.length] ?? 0) + 1;
     if (on.length < quorum) short.push(`${id}@${a.index} (acked by node ${a.node} in term ${a.term}) on nodes [${on.join(',')}]`);

@@ -40,6 +40,8 @@ export class NodeDiedError extends Error {
 export interface CrashClusterOptions {
   readonly size: number;
   readonly storage: StorageKind;
+  /** FileStorage's segment size. */
+  readonly segmentBytes?: number;
   readonly config?: Partial<RaftConfig>;
   /** Seed of the first process's actor system; each (re)start adds one. */
   readonly seed?: number;
@@ -161,7 +163,7 @@ export class CrashCluster {
         settle(new Error(`node ${id} exited while starting (code ${code}, signal ${signal})`));
         exitedResolve();
       });
-      this.post(p, { t: 'start', args: { id, dir: p.dir, storage: this.opts.storage, initMembers, config: this.opts.config ?? {}, seed: this.seed++ } });
+      this.post(p, { t: 'start', args: { id, dir: p.dir, storage: this.opts.storage, segmentBytes: this.opts.segmentBytes, initMembers, config: this.opts.config ?? {}, seed: this.seed++ } });
     });
   }
 
@@ -262,6 +264,34 @@ export class CrashCluster {
 
   appliedList(id: number, timeoutMs = 10_000): Promise<AppliedList> {
     return this.request(id, (reqId) => ({ t: 'query', reqId, q: { q: 'applied' } }), 'query applied', timeoutMs);
+  }
+
+  /** FileStorage's counters of node `id`'s current process (null under MemoryStorage). */
+  storageStats(id: number): Promise<Record<string, number> | null> {
+    return this.request(id, (reqId) => ({ t: 'storageStats', reqId }), 'storage stats', 5_000);
+  }
+
+  /** Requests (client writes, metrics...) sent to node `id`'s current process and not answered yet. */
+  requestsInFlightTo(id: number): number { return this.proc(id).pending.size; }
+
+  /** RPCs the parent has handed to node `id` that it has not answered yet. */
+  rpcsInFlightTo(id: number): number {
+    const gen = this.proc(id).gen;
+    let n = 0;
+    for (const r of this.routes.values()) if (r.target === id && r.targetGen === gen) n++;
+    return n;
+  }
+
+  /**
+   * Resolves (checking every turn of the event loop) once `pred` holds, so that a kill right after
+   * it happens in the state `pred` saw; rejects after `timeoutMs`.
+   */
+  async when(pred: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!pred()) {
+      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+      await new Promise((r) => setImmediate(r));
+    }
   }
 
   /** The metrics of every running node (a node that dies meanwhile is left out). */

@@ -6,11 +6,11 @@
  * parent's requests (RPCs from other nodes, client writes, metrics, queries, stop) until the
  * parent stops it, kills it, or goes away (then it exits at once: no orphans).
  */
-import * as path from 'node:path';
 import { ActorSystem } from '../../../runtime/system';
 import type { ActorSpec } from '../../../runtime/actor';
 import { serializeError } from '../../../runtime/errors';
 import { RaftNode } from '../../../actors/node';
+import { fileStorageSpec, FileStorageStats } from '../../../storage/file-storage';
 import { raftActorId, UnreachableError, type InboundRpc } from '../../../network/network';
 import { AppliedListMachine } from './applied-list';
 import { IpcLink, IpcNetworkEndpoint } from './ipc-network';
@@ -20,8 +20,6 @@ if (typeof process.send !== 'function') {
   process.stderr.write('node-process.ts must be started with child_process.fork (it needs an IPC channel)\n');
   process.exit(2);
 }
-
-const REPO = path.resolve(__dirname, '../../..');
 
 function post(m: ChildToParent, then?: () => void): void {
   if (!process.connected) { then?.(); return; }
@@ -34,12 +32,12 @@ let system: ActorSystem | null = null;
 let node: RaftNode | null = null;
 let self = 0;
 let stopping = false;
+let storageStats: FileStorageStats | null = null;
 
 function storageSpec(args: StartArgs): ActorSpec | undefined {
-  if (args.storage === 'memory') return undefined;
-  // Loaded lazily: the module is only needed by file-backed runs.
-  const mod = require(path.join(REPO, 'storage/file-storage')) as { fileStorageSpec(o: { dir: string }): ActorSpec };
-  return mod.fileStorageSpec({ dir: args.dir });
+  if (args.storage === 'memory') return undefined; // MemoryStorage: everything is lost with the process
+  storageStats = FileStorageStats.create();
+  return fileStorageSpec({ dir: args.dir, segmentBytes: args.segmentBytes, stats: storageStats.buffer });
 }
 
 async function start(args: StartArgs): Promise<void> {
@@ -101,6 +99,9 @@ process.on('message', (raw: unknown) => {
       return;
     case 'query':
       answer(m.reqId, node ? node.query(m.q) : Promise.reject(new Error('not started')));
+      return;
+    case 'storageStats':
+      answer(m.reqId, Promise.resolve(storageStats ? storageStats.read() : null));
       return;
     case 'stop':
       stop().then(

@@ -15,6 +15,8 @@ export interface StartArgs {
   /** The node's data dir (FileStorage). */
   readonly dir: string;
   readonly storage: StorageKind;
+  /** FileStorage's segment size (small ones make the crashes hit segment changes too). */
+  readonly segmentBytes?: number;
   /** Call initWithConfig(members) once started (first start only: a restarted node has a log). */
   readonly initMembers: readonly number[] | null;
   readonly config: Partial<RaftConfig>;
@@ -30,6 +32,8 @@ export type ParentToChild =
   | { readonly t: 'write'; readonly reqId: number; readonly payload: Uint8Array; readonly timeoutMs: number }
   | { readonly t: 'metrics'; readonly reqId: number }
   | { readonly t: 'query'; readonly reqId: number; readonly q: unknown }
+  /** Answer: FileStorage's counters of this process (fsyncs, batches, records, bytes, segments...), or null. */
+  | { readonly t: 'storageStats'; readonly reqId: number }
   | { readonly t: 'stop'; readonly reqId: number };
 
 export type ChildToParent =
