@@ -21,6 +21,11 @@ export type { Input, Command, CoreStatus, InitialState, ProposeResult, RandomSou
 export { encodeEntries, decodeEntries, encodeRequest, decodeRequest, encodeResponse, decodeResponse } from './actors/raft/codec';
 export { type StorageMsg, type StoredState, StorageContractError } from './storage/storage';
 export { MemoryStorageActor, MemoryStore, createMemoryStorage, MEMORY_STORAGE_MODULE } from './storage/memory-storage';
+export {
+  fileStorageSpec, readFileStorage, FileStorageActor, FileStorageStats, StorageIoError, StorageLockedError, FILE_STORAGE_MODULE,
+  DEFAULT_SEGMENT_BYTES, type FileStorageOptions,
+} from './storage/file-storage';
+export { CorruptLogError } from './storage/record-log';
 export { type NetworkMsg, type InboundRpc, UnreachableError, raftActorId } from './network/network';
 export { LocalNetwork, MAX_LOCAL_NODES } from './network/local-network';
 export { ActorSystem, Supervisor, jsonCodec, createLogger, VirtualClock, RealClock, SeededRandom, LOCAL, onArbiter } from './runtime';

@@ -10,6 +10,7 @@
  * await cluster.shutdown();
  */
 import type { Logger } from 'pino';
+import type { ActorSpec } from '../runtime/actor';
 import { ActorSystem } from '../runtime/system';
 import { LocalNetwork } from '../network/local-network';
 import { nodeId, type NodeId } from './raft/core/types';
@@ -30,6 +31,11 @@ export interface LocalClusterOptions {
   readonly init?: boolean;
   /** The actor system's logger (default: pino at RAFT_LOG_LEVEL, silent under tests). */
   readonly logger?: Logger;
+  /**
+   * Each node's storage (default MemoryStorage). With a durable one, such as
+   * `(id) => fileStorageSpec({ dir: `./data/${id}` })`, `restartNode` brings a node back with its state.
+   */
+  readonly storage?: (id: NodeId) => ActorSpec;
 }
 
 /** Most nodes a LocalCluster starts: a bound so a typo cannot spawn thousands of threads. */
@@ -84,17 +90,34 @@ export class LocalCluster {
     if (this.nodes.size >= MAX_CLUSTER_SIZE) throw new RangeError(`a LocalCluster runs at most ${MAX_CLUSTER_SIZE} nodes`);
     // A node that lost its state (stopNode wipes MemoryStorage) must not come back under an id the
     // config still names: it forgot its vote and its log, and could vote twice in one term.
-    const naming = this.all().find((n) => { const m = n.metrics(); return m !== null && m.lastLogIndex > 0 && isKnown(m.membership, nid); });
-    if (naming) throw new RangeError(`node ${id} is still in the config (as node ${naming.id} sees it): remove it with proposeConfigChange before starting a fresh node under its id`);
+    if (this.opts.storage === undefined) {
+      const naming = this.all().find((n) => { const m = n.metrics(); return m !== null && m.lastLogIndex > 0 && isKnown(m.membership, nid); });
+      if (naming) throw new RangeError(`node ${id} is still in the config (as node ${naming.id} sees it): remove it with proposeConfigChange before starting a fresh node under its id`);
+    }
+    return this.startNode(nid);
+  }
+
+  /**
+   * Stops node `id` and starts it again on the same storage: a crash and restart. Only with durable
+   * storage (the `storage` option); with MemoryStorage the node would come back empty.
+   * @example await cluster.restartNode(2); // node 2 recovers its term, vote and log from disk
+   */
+  async restartNode(id: number): Promise<RaftNode> {
+    if (this.opts.storage === undefined) throw new RangeError('restartNode needs durable storage (the storage option); MemoryStorage forgets everything when a node stops');
+    await this.stopNode(id);
+    return this.startNode(nodeId(id));
+  }
+
+  private async startNode(nid: NodeId): Promise<RaftNode> {
     const node = await RaftNode.start({
       system: this.system, id: nid, network: this.network.endpointSpec(nid), stateMachine: this.opts.stateMachine,
-      placement: this.opts.placement, config: this.opts.config,
+      placement: this.opts.placement, config: this.opts.config, storage: this.opts.storage?.(nid),
     });
     this.nodes.set(nid, node);
     return node;
   }
 
-  /** Stops node `id` (a crash, for MemoryStorage: its state is gone) and forgets it. */
+  /** Stops node `id` (for MemoryStorage its state is gone; durable storage keeps it) and forgets it. */
   async stopNode(id: number): Promise<void> {
     const node = this.node(id);
     this.nodes.delete(node.id);
