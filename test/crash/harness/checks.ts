@@ -8,6 +8,9 @@ import { decodeId, type AppliedList } from './applied-list';
 import type { DurableLog } from './durable';
 import type { Ack, Load } from './load';
 
+/** What the checks need from a run's record (a Load, or a hand-made one in the checks' own tests). */
+export type Outcomes = Pick<Load, 'acked' | 'refused' | 'unknown'>;
+
 function fail(msg: string): never { throw new Error(msg); }
 
 const first = <T>(xs: Iterable<T>, n = 5): T[] => { const out: T[] = []; for (const x of xs) { if (out.length >= n) break; out.push(x); } return out; };
@@ -17,7 +20,7 @@ const first = <T>(xs: Iterable<T>, n = 5): T[] => { const out: T[] = []; for (co
  * index it was acknowledged with; a refused id never; an id with an unknown outcome at most once;
  * and nothing nobody wrote.
  */
-export function checkApplied(load: Load, lists: ReadonlyMap<number, AppliedList>): { applied: number; unknownApplied: number } {
+export function checkApplied(load: Outcomes, lists: ReadonlyMap<number, AppliedList>): { applied: number; unknownApplied: number } {
   const nodes = [...lists.keys()];
   const ref = lists.get(nodes[0])!;
   for (const n of nodes.slice(1)) {
