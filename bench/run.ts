@@ -1,14 +1,18 @@
 /**
  * `npm run bench`: committed writes per second and latency of a 3-node cluster in one process,
- * MemoryStorage, 100-byte payloads, for 1, 64 and 256 concurrent clients, under worker and local
- * placement. Each configuration runs `--runs` times; the JSON reports the median of the runs.
+ * 100-byte payloads, for 1, 64 and 256 concurrent clients, under worker and local placement, on
+ * MemoryStorage and on FileStorage (real files in a temp directory, every answer fdatasync'd; the
+ * report adds the fsyncs per second the three nodes issued and the log entries each fsync covered).
+ * Each configuration runs `--runs` times; the JSON reports the median of the runs.
  * Progress goes to stderr, the JSON to stdout (and to --out when given).
  *
  *   npm run bench
- *   npm run bench -- --runs 5 --seconds 5 --clients 256 --placement worker --out bench-result.json
+ *   npm run bench -- --runs 5 --seconds 5 --clients 256 --placement worker --storage file --out bench-result.json
+ *   BENCH_DIR=/mnt/ssd npm run bench -- --storage file   # where FileStorage writes (default: the OS temp dir)
  */
-import { writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LocalCluster } from '../actors/local-cluster';
 import { ForwardToLeaderError } from '../actors/raft/core/errors';
@@ -16,6 +20,7 @@ import type { NodeId } from '../actors/raft/core/types';
 import type { NodePlacement } from '../actors/node';
 import { COUNT_MODULE } from './count-state-machine';
 import { createLogger } from '../runtime/logging';
+import { fileStorageSpec, FileStorageStats } from '../storage/file-storage';
 
 const { values: argv } = parseArgs({
   options: {
@@ -23,6 +28,7 @@ const { values: argv } = parseArgs({
     seconds: { type: 'string', default: '3' },
     clients: { type: 'string', default: '1,64,256' },
     placement: { type: 'string', default: 'worker,local' },
+    storage: { type: 'string', default: 'memory,file' },
     payload: { type: 'string', default: '100' },
     out: { type: 'string' },
   },
@@ -41,18 +47,31 @@ const placements = argv.placement!.split(',').map((p) => {
   if (p !== 'worker' && p !== 'local') throw new RangeError(`--placement: ${p} (worker or local)`);
   return p as NodePlacement;
 });
+type StorageKind = 'memory' | 'file';
+const storages = argv.storage!.split(',').map((k) => {
+  if (k !== 'memory' && k !== 'file') throw new RangeError(`--storage: ${k} (memory or file)`);
+  return k as StorageKind;
+});
 
 // Raft's info lines would interleave with the progress lines; RAFT_LOG_LEVEL brings them back.
 const logger = createLogger({ name: 'bench', level: process.env.RAFT_LOG_LEVEL ? undefined : 'warn' });
 
-interface RunResult { opsPerSec: number; p50Ms: number; p99Ms: number; ops: number; errors: number }
+interface RunResult { opsPerSec: number; p50Ms: number; p99Ms: number; ops: number; errors: number; fsyncsPerSec?: number; entriesPerFsync?: number }
 
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 const pct = (sorted: Float64Array, p: number): number => sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 const round = (x: number, d = 3): number => Number(x.toFixed(d));
 
-async function once(placement: NodePlacement, clients: number): Promise<RunResult> {
-  const cluster = await LocalCluster.start({ size: 3, placement, logger, stateMachine: { module: COUNT_MODULE, export: 'createCount', args: {} } });
+async function once(placement: NodePlacement, storage: StorageKind, clients: number): Promise<RunResult> {
+  const dataDir = storage === 'file' ? mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'actor-raft-bench-')) : null;
+  const stats = new Map<number, FileStorageStats>();
+  const storageOf = dataDir === null ? undefined : (id: NodeId) => {
+    const st = FileStorageStats.create();
+    stats.set(id, st);
+    return fileStorageSpec({ dir: join(dataDir, `n${id}`), stats: st.buffer });
+  };
+  const cluster = await LocalCluster.start({ size: 3, placement, logger, storage: storageOf, stateMachine: { module: COUNT_MODULE, export: 'createCount', args: {} } });
+  const totals = () => [...stats.values()].map((s) => s.read()).reduce((a, r) => ({ fsyncs: a.fsyncs + r.fsyncs, entries: a.entries + r.entries }), { fsyncs: 0, entries: 0 });
   try {
     let leader: NodeId = await cluster.waitForLeader();
     const payload = new Uint8Array(payloadBytes).fill(7);
@@ -75,31 +94,49 @@ async function once(placement: NodePlacement, clients: number): Promise<RunResul
         }
       }
     };
+    let atWarmupEnd = totals();
+    const mark = setTimeout(() => { atWarmupEnd = totals(); }, Math.max(0, warmupEnd - performance.now()));
     await Promise.all(Array.from({ length: clients }, client));
+    clearTimeout(mark);
     const sorted = Float64Array.from(latencies).sort();
-    return { opsPerSec: latencies.length / seconds, p50Ms: pct(sorted, 0.5), p99Ms: pct(sorted, 0.99), ops: latencies.length, errors };
+    const result: RunResult = { opsPerSec: latencies.length / seconds, p50Ms: pct(sorted, 0.5), p99Ms: pct(sorted, 0.99), ops: latencies.length, errors };
+    if (dataDir !== null) {
+      const t = totals();
+      const fsyncs = t.fsyncs - atWarmupEnd.fsyncs;
+      result.fsyncsPerSec = fsyncs / seconds;
+      result.entriesPerFsync = fsyncs === 0 ? 0 : (t.entries - atWarmupEnd.entries) / fsyncs;
+    }
+    return result;
   } finally {
     await cluster.shutdown();
+    if (dataDir !== null) rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
 async function main(): Promise<void> {
   const results = [];
-  for (const placement of placements) {
-    for (const clients of clientCounts) {
-      const rs: RunResult[] = [];
-      for (let r = 0; r < runs; r++) {
-        const res = await once(placement, clients);
-        rs.push(res);
-        process.stderr.write(`${placement} clients=${clients} run ${r + 1}/${runs}: ${Math.round(res.opsPerSec)} ops/s, p50 ${res.p50Ms.toFixed(2)} ms, p99 ${res.p99Ms.toFixed(2)} ms\n`);
+  for (const storage of storages) {
+    for (const placement of placements) {
+      for (const clients of clientCounts) {
+        const rs: RunResult[] = [];
+        for (let r = 0; r < runs; r++) {
+          const res = await once(placement, storage, clients);
+          rs.push(res);
+          const disk = res.fsyncsPerSec === undefined ? '' : `, ${Math.round(res.fsyncsPerSec)} fsyncs/s, ${res.entriesPerFsync!.toFixed(1)} entries/fsync`;
+          process.stderr.write(`${storage} ${placement} clients=${clients} run ${r + 1}/${runs}: ${Math.round(res.opsPerSec)} ops/s, p50 ${res.p50Ms.toFixed(2)} ms, p99 ${res.p99Ms.toFixed(2)} ms${disk}\n`);
+        }
+        results.push({
+          workload: `3 nodes, ${storage === 'file' ? 'FileStorage' : 'MemoryStorage'}, ${payloadBytes}-byte payloads, ${clients} client${clients === 1 ? '' : 's'}`,
+          storage, placement, clients, runs,
+          committedOpsPerSec: { median: Math.round(median(rs.map((r) => r.opsPerSec))), runs: rs.map((r) => Math.round(r.opsPerSec)) },
+          latencyMs: { p50: round(median(rs.map((r) => r.p50Ms))), p99: round(median(rs.map((r) => r.p99Ms))) },
+          ...(storage === 'file' ? {
+            fsyncsPerSec: { median: Math.round(median(rs.map((r) => r.fsyncsPerSec!))), runs: rs.map((r) => Math.round(r.fsyncsPerSec!)), note: 'all three nodes together, log and hard state' },
+            entriesPerFsync: round(median(rs.map((r) => r.entriesPerFsync!)), 2),
+          } : {}),
+          errors: rs.reduce((a, r) => a + r.errors, 0),
+        });
       }
-      results.push({
-        workload: `3 nodes, MemoryStorage, ${payloadBytes}-byte payloads, ${clients} client${clients === 1 ? '' : 's'}`,
-        placement, clients, runs,
-        committedOpsPerSec: { median: Math.round(median(rs.map((r) => r.opsPerSec))), runs: rs.map((r) => Math.round(r.opsPerSec)) },
-        latencyMs: { p50: round(median(rs.map((r) => r.p50Ms))), p99: round(median(rs.map((r) => r.p99Ms))) },
-        errors: rs.reduce((a, r) => a + r.errors, 0),
-      });
     }
   }
   const report = {

@@ -67,7 +67,7 @@ export class StorageIoError extends Error {
   }
 }
 
-const STAT = { fsyncs: 0, batches: 1, records: 2, bytes: 3, segments: 4, hardStateWrites: 5 } as const;
+const STAT = { fsyncs: 0, batches: 1, records: 2, entries: 3, bytes: 4, segments: 5, hardStateWrites: 6 } as const;
 type StatName = keyof typeof STAT;
 
 /**
@@ -83,7 +83,7 @@ export class FileStorageStats {
   static create(): FileStorageStats { return new FileStorageStats(new SharedArrayBuffer(8 * Object.keys(STAT).length)); }
   static over(buffer: SharedArrayBuffer): FileStorageStats { return new FileStorageStats(buffer); }
   add(name: StatName, n = 1): void { this.counters[STAT[name]] += n; }
-  /** fsyncs: fdatasync and fsync calls, all files; batches: log flushes; records and bytes: written to the log. */
+  /** fsyncs: fdatasync and fsync calls, all files; batches: log flushes; records, entries and bytes: written to the log. */
   read(): Record<StatName, number> {
     const out = {} as Record<StatName, number>;
     for (const k of Object.keys(STAT) as StatName[]) out[k] = this.counters[STAT[k]];
@@ -257,8 +257,8 @@ function releaseLock(dir: string): void {
   } catch { /* already gone */ }
 }
 
-interface Batch { buffers: Uint8Array[]; bytes: number; records: number; replies: DeferredReply<unknown>[]; values: unknown[] }
-const emptyBatch = (): Batch => ({ buffers: [], bytes: 0, records: 0, replies: [], values: [] });
+interface Batch { buffers: Uint8Array[]; bytes: number; records: number; entries: number; replies: DeferredReply<unknown>[]; values: unknown[] }
+const emptyBatch = (): Batch => ({ buffers: [], bytes: 0, records: 0, entries: 0, replies: [], values: [] });
 
 export class FileStorageActor implements Actor<StorageMsg> {
   private readonly opts: ReturnType<typeof validateFileStorageOptions>;
@@ -342,6 +342,7 @@ export class FileStorageActor implements Actor<StorageMsg> {
           this.batch.bytes += bytes.byteLength;
           this.batch.records++;
         }
+        this.batch.entries += w.entries.length;
         this.batch.replies.push(reply);
         this.batch.values.push(w.value);
         if (this.flushing === null) this.flushing = Promise.resolve().then(() => this.flushLoop());
@@ -376,6 +377,7 @@ export class FileStorageActor implements Actor<StorageMsg> {
           this.stats.add('fsyncs');
           this.stats.add('batches');
           this.stats.add('records', b.records);
+          this.stats.add('entries', b.entries);
           this.stats.add('bytes', b.bytes);
         }
         for (let i = 0; i < b.replies.length; i++) b.replies[i].resolve(b.values[i]);
