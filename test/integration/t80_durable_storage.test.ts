@@ -189,7 +189,7 @@ describe('t80 durable storage (FileStorage)', function () {
         c.isolate(follower);
         // Everything it had applied is on its disk (a node applies only what it has made durable).
         const durable = Math.max(before.lastApplied, (await c.node(follower).currentMetrics()).lastApplied);
-        expect(durable, 'the follower had applied writes before its restart').to.be.greaterThan(200);
+        expect(durable, 'the follower had applied writes before its restart').to.be.greaterThan(100);
         const f = await c.restartNode(follower);
         const fresh = await f.currentMetrics();
         expect(fresh.lastLogIndex, `follower ${follower}'s log right after restart (it had ${durable} applied)`).to.be.at.least(durable);
@@ -414,6 +414,40 @@ describe('t80 durable storage (FileStorage)', function () {
         await system.shutdown();
       }
     });
+  });
+});
+
+describe('t80 durable storage: one node per directory within one process', function () {
+  this.timeout(30_000);
+
+  // FAILS today (FileStorage's acquireLock): a LOCK naming this very process is taken over, on the
+  // assumption that it was left by a crashed storage actor of this process. So a second node of the
+  // same process (a LocalCluster whose storage function gives every id the same dir, or two
+  // RaftNodes of one application) opens a directory a running node has open: both append to the
+  // same segment and replace the same hard-state file, and whichever stops first deletes the LOCK
+  // while the other still runs. The second start must be refused, as it is for another process.
+  it('a second node of this process on a directory a running node has open is refused with StorageLockedError', async () => {
+    const [dir] = tempDirs(1);
+    const system = ActorSystem.create({ seed: 9 });
+    const net = new LocalNetwork();
+    const start = (id: number) => RaftNode.start({ system, id, network: net.endpointSpec(nodeId(id)), stateMachine: KV_SPEC, placement: 'local', storage: fileStorageSpec({ dir }) });
+    let second: RaftNode | null = null;
+    try {
+      const first = await start(1);
+      await first.initWithConfig([1]);
+      await waitUntil(first, (m) => m.state === 'Leader', 'node 1 leads alone');
+      await first.clientWrite(encodeKv({ op: 'put', key: 'k', value: 'v' }));
+      let err: unknown = null;
+      try { second = await start(2); } catch (e) { err = e; }
+      expect(second === null, `a second node started on ${dir}, which node 1 has open`).to.equal(true);
+      expect(err).to.be.instanceOf(StorageLockedError);
+      // The running node is unharmed and keeps its lock.
+      await first.clientWrite(encodeKv({ op: 'put', key: 'k2', value: 'v2' }), { responseMode: 'applied' });
+      expect(readFileSync(join(dir, 'LOCK'), 'utf8').trim()).to.equal(String(process.pid));
+    } finally {
+      await second?.stop();
+      await system.shutdown();
+    }
   });
 });
 
