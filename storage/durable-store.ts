@@ -6,10 +6,10 @@
  * Validation happens before anything is written: a refused write (a gap, an index below 1) changes
  * neither the view nor the file.
  */
-import { decodeEntries } from '../actors/raft/codec';
+import { decodeEntries, encodeEntries } from '../actors/raft/codec';
 import type { Entry, HardState, LogIndex } from '../actors/raft/core/types';
 import { MemoryStore, validIndex } from './memory-storage';
-import { CorruptLogError, type LogRecord } from './record-log';
+import { CorruptLogError, MAX_RECORD_BYTES, type LogRecord } from './record-log';
 import { StorageContractError, type StorageMsg } from './storage';
 
 /** One record to write, with its entries decoded (for an append) so nobody decodes them twice. */
@@ -35,12 +35,12 @@ export type LogWriteMsg = Extract<StorageMsg, { type: 'appendEntries' | 'replica
  * Throws StorageContractError (leaving the view as it was) when the write would break the log.
  * @example const w = planLogWrite(store, msg); for (const r of w.records) file.write(encodeRecord(r.rec));
  */
-export function planLogWrite(store: MemoryStore, msg: LogWriteMsg): PlannedWrite {
+export function planLogWrite(store: MemoryStore, msg: LogWriteMsg, maxRecordBytes = MAX_APPEND_RECORD_BYTES): PlannedWrite {
   switch (msg.type) {
     case 'appendEntries': {
       const entries = decodeEntries(msg.entries);
       const last = store.append(entries);
-      return { records: entries.length > 0 ? [{ rec: { type: 'append', entries: msg.entries }, entries }] : [], value: last, truncateFrom: null, entries };
+      return { records: appendRecords(msg.entries, entries, maxRecordBytes), value: last, truncateFrom: null, entries };
     }
     case 'replicateEntries': {
       const entries = decodeEntries(msg.entries);
@@ -48,7 +48,7 @@ export function planLogWrite(store: MemoryStore, msg: LogWriteMsg): PlannedWrite
       const { last, truncated } = store.replicate(from, entries);
       const records: PlannedRecord[] = [];
       if (truncated) records.push({ rec: { type: 'truncate', from: from! } });
-      if (entries.length > 0) records.push({ rec: { type: 'append', entries: msg.entries }, entries });
+      records.push(...appendRecords(msg.entries, entries, maxRecordBytes));
       return { records, value: last, truncateFrom: truncated ? from : null, entries };
     }
     case 'truncate': {
@@ -62,6 +62,35 @@ export function planLogWrite(store: MemoryStore, msg: LogWriteMsg): PlannedWrite
       throw new StorageContractError(`not a log write: ${JSON.stringify((never as { type?: unknown }).type)}`);
     }
   }
+}
+
+/** Most bytes of entries one append record carries; a bigger batch is split (each entry fits: payloads are at most 64 MiB). */
+export const MAX_APPEND_RECORD_BYTES = MAX_RECORD_BYTES / 2;
+
+/**
+ * The append records for a batch: one record of the bytes as they came, or, for a batch too big
+ * for one record, several (a crash between them leaves a prefix of the batch, which is a valid log).
+ */
+function appendRecords(bytes: Uint8Array, entries: readonly Entry[], max: number): PlannedRecord[] {
+  if (entries.length === 0) return [];
+  if (bytes.byteLength <= max) return [{ rec: { type: 'append', entries: bytes }, entries }];
+  const out: PlannedRecord[] = [];
+  let chunk: Entry[] = [];
+  let size = 0;
+  const flush = () => { if (chunk.length > 0) out.push({ rec: { type: 'append', entries: encodeEntries(chunk) }, entries: chunk }); chunk = []; size = 0; };
+  for (const e of entries) {
+    const n = entryBytes(e);
+    if (size + n > max) flush();
+    chunk.push(e);
+    size += n;
+  }
+  flush();
+  return out;
+}
+
+/** An upper bound on the encoded size of one entry (header, length, body). */
+function entryBytes(e: Entry): number {
+  return 32 + (e.kind === 'normal' ? e.payload.byteLength : e.kind === 'config' ? 64 * (e.membership.members.length + e.membership.nonVoters.length + (e.membership.membersAfterConsensus?.length ?? 0) + 1) : 0);
 }
 
 /**

@@ -22,9 +22,10 @@
  * const node = await RaftNode.start({ system, id: 1, network, stateMachine,
  *   storage: fileStorageSpec({ dir: '/var/lib/myapp/raft-1' }) });
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync, ftruncateSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync, ftruncateSync } from 'node:fs';
 import { open, rename, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { randomUUID } from 'node:crypto';
 import type { Actor, ActorContext, ActorSpec } from '../runtime/actor';
 import { DeferredReply, replyError } from '../runtime/actor';
 import { MalformedMessageError } from '../actors/raft/core/errors';
@@ -53,7 +54,7 @@ export interface FileStorageOptions {
 export class StorageLockedError extends Error {
   readonly code = 'StorageLocked';
   constructor(readonly dir: string, readonly pid: number) {
-    super(`${dir} is in use by process ${pid} (see ${join(dir, 'LOCK')}); one node per directory. If that process is not an actor-raft node, remove the LOCK file`);
+    super(`${dir} is in use by process ${Number.isNaN(pid) ? '(unknown)' : pid}${pid === process.pid ? ' (this process: another node or storage of it has the directory open)' : ''} (see ${join(dir, 'LOCK')}); one node per directory. If that process is not an actor-raft node using this directory, remove the LOCK file`);
     this.name = 'StorageLockedError';
   }
 }
@@ -67,7 +68,7 @@ export class StorageIoError extends Error {
   }
 }
 
-const STAT = { fsyncs: 0, batches: 1, records: 2, entries: 3, bytes: 4, segments: 5, hardStateWrites: 6 } as const;
+const STAT = { fsyncs: 0, batches: 1, records: 2, entries: 3, bytes: 4, segmentsCreated: 5, hardStateWrites: 6 } as const;
 type StatName = keyof typeof STAT;
 
 /**
@@ -83,7 +84,10 @@ export class FileStorageStats {
   static create(): FileStorageStats { return new FileStorageStats(new SharedArrayBuffer(8 * Object.keys(STAT).length)); }
   static over(buffer: SharedArrayBuffer): FileStorageStats { return new FileStorageStats(buffer); }
   add(name: StatName, n = 1): void { this.counters[STAT[name]] += n; }
-  /** fsyncs: fdatasync and fsync calls, all files; batches: log flushes; records, entries and bytes: written to the log. */
+  /**
+   * Since this actor started: fsyncs (fdatasync and fsync calls, every file and the directory),
+   * batches (log flushes), records, entries and bytes written to the log, segments created, hard states written.
+   */
   read(): Record<StatName, number> {
     const out = {} as Record<StatName, number>;
     for (const k of Object.keys(STAT) as StatName[]) out[k] = this.counters[STAT[k]];
@@ -150,8 +154,14 @@ export function recoverDir(dir: string, opts: { repair: boolean; onTornTail?: (f
   const segments: Segment[] = names.map((n) => SEGMENT_RE.exec(n)).filter((m): m is RegExpExecArray => m !== null)
     .map((m) => ({ seq: Number(m[1]), path: join(dir, m[0]), size: 0 }))
     .sort((a, b) => a.seq - b.seq);
-  if (fresh && segments.length > 0) {
+  // A first opening creates segment 1, then the hard-state file: an empty segment 1 alone is a
+  // crash during that; any other log without a hard state has lost its term and vote, and a hard
+  // state without segment 1 has lost its log.
+  if (fresh && segments.length > 0 && !(segments.length === 1 && segments[0].seq === 1 && statSync(segments[0].path).size === 0)) {
     throw new CorruptLogError(hsPath, 0, 'the hard-state file is missing but the log exists: the term and vote are lost, and starting could vote twice in a term');
+  }
+  if (!fresh && segments.length === 0) {
+    throw new CorruptLogError(join(dir, segmentName(1)), 0, 'segment 1 is missing: the hard-state file exists, which is written only once segment 1 is on disk');
   }
   for (let i = 0; i < segments.length; i++) {
     const expected = i === 0 ? 1 : segments[i - 1].seq + 1;
@@ -239,21 +249,41 @@ function pidAlive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
 }
 
-/** Takes the directory's LOCK, or throws StorageLockedError when a live process has it. */
-function acquireLock(dir: string): void {
-  const path = join(dir, LOCK);
-  if (existsSync(path)) {
-    const pid = Number.parseInt(readFileSync(path, 'utf8').trim(), 10);
-    // Our own pid: an earlier storage actor of this process that stopped without cleaning up (a crash).
-    if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) throw new StorageLockedError(dir, pid);
+/** Creates the LOCK file only if there is none (O_EXCL): of two openers, exactly one succeeds. */
+function createLockFile(path: string, content: string): boolean {
+  let fd: number;
+  try { fd = openSync(path, 'wx'); } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
   }
-  writeFileSync(path, `${process.pid}\n`);
+  try { writeSync(fd, content); } finally { closeSync(fd); }
+  return true;
 }
 
-function releaseLock(dir: string): void {
+/**
+ * Takes the directory's LOCK and returns what it wrote there (pid and a token of this opening), or
+ * throws StorageLockedError while a live process holds it: this one included, since two storage
+ * actors of one process (on any of its threads) must not share a directory either. A LOCK whose
+ * process is dead (a SIGKILL leaves it behind) is taken over.
+ */
+function acquireLock(dir: string): string {
+  const path = join(dir, LOCK);
+  const mine = `${process.pid} ${randomUUID()}\n`;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    if (createLockFile(path, mine)) return mine;
+    let pid = Number.NaN;
+    try { pid = Number.parseInt(readFileSync(path, 'utf8'), 10); } catch { continue; } // removed meanwhile: try again
+    if (Number.isSafeInteger(pid) && pid > 0 && pidAlive(pid)) throw new StorageLockedError(dir, pid);
+    rmSync(path, { force: true }); // stale: its process is gone
+  }
+  throw new StorageLockedError(dir, Number.NaN);
+}
+
+/** Removes the LOCK if it is still the one this opening wrote. */
+function releaseLock(dir: string, mine: string): void {
   const path = join(dir, LOCK);
   try {
-    if (readFileSync(path, 'utf8').trim() === String(process.pid)) unlinkSync(path);
+    if (readFileSync(path, 'utf8') === mine) unlinkSync(path);
   } catch { /* already gone */ }
 }
 
@@ -276,6 +306,8 @@ export class FileStorageActor implements Actor<StorageMsg> {
   private hsWriting: Promise<void> | null = null;
   private failure: StorageIoError | null = null;
   private closed = false;
+  /** What this opening wrote to LOCK (pid and token). */
+  private lock = '';
 
   constructor(opts: FileStorageOptions) {
     this.opts = validateFileStorageOptions(opts);
@@ -286,7 +318,7 @@ export class FileStorageActor implements Actor<StorageMsg> {
     this.ctx = ctx;
     const { dir } = this.opts;
     mkdirSync(dir, { recursive: true });
-    acquireLock(dir);
+    this.lock = acquireLock(dir);
     try {
       rmSync(join(dir, HARD_STATE_TMP), { force: true }); // an unacknowledged hard state: never used
       const rec = recoverDir(dir, {
@@ -294,22 +326,23 @@ export class FileStorageActor implements Actor<StorageMsg> {
         onTornTail: (file, tornBytes) => ctx.logger.warn({ file, tornBytes }, 'recovery cut a torn tail (a write the crash cut short; it was never acknowledged)'),
       });
       this.store = rec.store;
-      if (rec.fresh) {
-        writeAtomicSync(dir, HARD_STATE, encodeRecord({ type: 'hardState', hardState: rec.hardState }));
-        this.stats.add('fsyncs', 2);
-      }
       let seg = rec.segments[rec.segments.length - 1];
       if (seg === undefined) {
         seg = { seq: 1, path: join(dir, segmentName(1)), size: 0 };
         closeSync(openSync(seg.path, 'wx'));
         fsyncDirSync(dir);
+        this.stats.add('fsyncs');
+      }
+      if (rec.fresh) {
+        writeAtomicSync(dir, HARD_STATE, encodeRecord({ type: 'hardState', hardState: rec.hardState }));
+        this.stats.add('fsyncs', 2);
       }
       this.segment = seg;
       this.fh = await open(seg.path, 'a');
       this.dirFh = await open(dir, 'r');
       ctx.logger.info({ dir, segments: Math.max(1, rec.segments.length), lastIndex: this.store.lastIndex(), term: this.store.hardState.currentTerm, tornBytes: rec.tornBytes }, 'file storage recovered');
     } catch (err) {
-      releaseLock(dir);
+      releaseLock(dir, this.lock);
       throw err;
     }
   }
@@ -361,14 +394,15 @@ export class FileStorageActor implements Actor<StorageMsg> {
     // Let writes already handed to the disk finish; their askers are gone, but the bytes are ours.
     await Promise.allSettled([this.flushing, this.hsWriting]);
     await Promise.allSettled([this.fh?.close(), this.dirFh?.close()]);
-    releaseLock(this.opts.dir);
+    releaseLock(this.opts.dir, this.lock);
   }
 
   /** Writes batches until none is waiting: each batch is one writev and one fdatasync. */
   private async flushLoop(): Promise<void> {
+    let b = emptyBatch();
     try {
       while (this.batch.replies.length > 0 && this.failure === null) {
-        const b = this.batch;
+        b = this.batch;
         this.batch = emptyBatch();
         if (b.bytes > 0) {
           await this.io('write', this.segment.path, () => writeAll(this.fh, b.buffers, b.bytes));
@@ -381,10 +415,11 @@ export class FileStorageActor implements Actor<StorageMsg> {
           this.stats.add('bytes', b.bytes);
         }
         for (let i = 0; i < b.replies.length; i++) b.replies[i].resolve(b.values[i]);
+        b = emptyBatch();
         if (this.segment.size >= this.opts.segmentBytes) await this.roll();
       }
     } catch (err) {
-      this.fail(err as Error, this.batch.replies);
+      this.fail(err as Error, b.replies);
     } finally {
       this.flushing = null;
     }
@@ -400,7 +435,7 @@ export class FileStorageActor implements Actor<StorageMsg> {
     await this.io('fdatasync', this.segment.path, () => this.fh.datasync());
     await this.fh.close();
     this.stats.add('fsyncs', 2);
-    this.stats.add('segments');
+    this.stats.add('segmentsCreated');
     this.fh = fh;
     this.segment = next;
     this.ctx.logger.debug({ segment: next.path }, 'started a new log segment');
@@ -458,14 +493,15 @@ export class FileStorageActor implements Actor<StorageMsg> {
   /** A write failed: refuse everything from now on, and crash (the node fails; see the class comment). */
   private fail(err: Error, waiting: readonly DeferredReply<unknown>[]): void {
     const failure = err instanceof StorageIoError ? err : new StorageIoError('write', this.opts.dir, err.message);
+    // The askers hear the cause first; crashing would answer them with ActorGoneError instead.
+    for (const r of [...waiting, ...this.batch.replies, ...(this.hsNext?.replies ?? [])]) r.reject(failure);
+    this.batch = emptyBatch();
+    this.hsNext = null;
     if (this.failure === null) {
       this.failure = failure;
       this.ctx.logger.error({ err: failure.message }, 'storage failed');
       this.ctx.crash(failure);
     }
-    for (const r of [...waiting, ...this.batch.replies, ...(this.hsNext?.replies ?? [])]) r.reject(failure);
-    this.batch = emptyBatch();
-    this.hsNext = null;
   }
 }
 

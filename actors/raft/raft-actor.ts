@@ -329,7 +329,8 @@ export class RaftActor implements Actor<RaftMsg> {
     const crash = (err: Error) => this.ctx.crash(err);
     switch (cmd.type) {
       case 'saveHardState':
-        this.storage.ask({ type: 'saveHardState', hardState: cmd.hardState })
+        // No ask timeout on storage writes: a slow disk is not a failed one (a failure comes back as an error).
+        this.storage.ask({ type: 'saveHardState', hardState: cmd.hardState }, Infinity)
           .then(() => self.tell({ type: 'hardStatePersisted', seq: cmd.seq }), crash);
         return;
       case 'appendLog': {
@@ -339,7 +340,7 @@ export class RaftActor implements Actor<RaftMsg> {
         const msg: StorageMsg = this.core.status().role === 'Leader' && cmd.truncateFrom === null
           ? { type: 'appendEntries', entries: bytes }
           : { type: 'replicateEntries', truncateFrom: cmd.truncateFrom, entries: bytes };
-        this.storage.ask(msg).then(() => self.tell({ type: 'logPersisted', index: last }), crash);
+        this.storage.ask(msg, Infinity).then(() => self.tell({ type: 'logPersisted', index: last }), crash);
         return;
       }
       case 'sendVote': {

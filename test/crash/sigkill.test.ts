@@ -39,7 +39,7 @@ async function killMidWrite(c: CrashCluster, load: Load, ids: readonly number[],
   await c.when(() => load.inflight > 0 && ids.every(busy), `writes in flight and nodes ${ids.join(', ')} busy`);
   kills.push({
     nodes: ids, role, ackedBefore: load.acked.size, writesInFlight: load.inflight,
-    victims: ids.map((id, i) => ({ id, rpcsInFlight: c.rpcsInFlightTo(id), requestsInFlight: c.requestsInFlightTo(id), segments: storage[i]?.segments, fsyncs: storage[i]?.fsyncs })),
+    victims: ids.map((id, i) => ({ id, rpcsInFlight: c.rpcsInFlightTo(id), requestsInFlight: c.requestsInFlightTo(id), segmentsCreated: storage[i]?.segmentsCreated, fsyncs: storage[i]?.fsyncs })),
   });
   await c.killMany(ids);
   // The victims' data dirs as the kill left them, read offline before any restart repairs them.

@@ -13,7 +13,7 @@ import { LOCAL } from '../../runtime/actor';
 import { decodeEntries, encodeEntries } from '../../actors/raft/codec';
 import type { Entry, LogIndex, NodeId, Term } from '../../actors/raft/core/types';
 import {
-  DEFAULT_SEGMENT_BYTES, FileStorageActor, FileStorageStats, fileStorageSpec, readFileStorage, StorageLockedError,
+  DEFAULT_SEGMENT_BYTES, FileStorageActor, FileStorageStats, fileStorageSpec, readFileStorage, StorageIoError, StorageLockedError,
   type FileStorageOptions,
 } from '../../storage/file-storage';
 import { CorruptLogError, encodeRecord } from '../../storage/record-log';
@@ -128,7 +128,7 @@ describe('FileStorage', () => {
       const dir = join(h.tempDir(), 'nested', 'node-1');
       const s = await h.open(dir);
       expect(readdirSync(dir).sort()).to.deep.equal(['LOCK', 'hard-state', 'segment-0000000001.log']);
-      expect(readFileSync(join(dir, 'LOCK'), 'utf8').trim()).to.equal(String(process.pid));
+      expect(readFileSync(join(dir, 'LOCK'), 'utf8')).to.match(new RegExp(`^${process.pid} [0-9a-f-]{36}\n$`));
       await h.close(s);
       expect(existsSync(join(dir, 'LOCK'))).to.equal(false);
       expect((await readFileStorage(dir)).hardState).to.deep.equal({ currentTerm: 0, votedFor: null });
@@ -214,6 +214,31 @@ describe('FileStorage', () => {
     });
   });
 
+  describe('a failing disk', () => {
+    it('a failed write answers the waiting writes with StorageIoError, then stops the actor with it', async () => {
+      const dir = h.tempDir();
+      const s = await h.open(dir);
+      await append(s, entries(1, 2));
+      const crashes: Error[] = [];
+      const off = h.system.onCrash((_id, error) => crashes.push(error));
+      // Pull the file out from under it: the next writev fails (EBADF), as a dying disk's would.
+      await (h.system.localActor<FileStorageActor>(s.id) as unknown as { fh: { close(): Promise<void> } }).fh.close();
+      const results = await Promise.allSettled([append(s, entries(3, 3)), append(s, entries(4, 4))]);
+      // The crash is reported once the actor's stopped() has run.
+      for (const deadline = Date.now() + 10_000; crashes.length === 0 && Date.now() < deadline;) await new Promise((r) => setImmediate(r));
+      off();
+      for (const r of results) {
+        expect(r.status).to.equal('rejected');
+        expect((r as PromiseRejectedResult).reason).to.be.instanceOf(StorageIoError);
+        expect(((r as PromiseRejectedResult).reason as StorageIoError).file).to.equal(lastSegment(dir));
+      }
+      expect(crashes.map((e) => e.name)).to.deep.equal(['StorageIoError']);
+      expect(h.system.has(s.id)).to.equal(false);
+      expect(existsSync(join(dir, 'LOCK')), 'a crashed storage releases its lock').to.equal(false);
+      expect((await readFileStorage(dir)).entries).to.deep.equal(entries(1, 2));
+    });
+  });
+
   describe('the LOCK file', () => {
     it('refuses a directory held by another live process, naming it', async () => {
       const dir = h.tempDir();
@@ -230,8 +255,23 @@ describe('FileStorage', () => {
       const dir = h.tempDir();
       writeFileSync(join(dir, 'LOCK'), '2147483646\n'); // no such process
       const s = await h.open(dir);
-      expect(readFileSync(join(dir, 'LOCK'), 'utf8').trim()).to.equal(String(process.pid));
+      expect(readFileSync(join(dir, 'LOCK'), 'utf8').startsWith(`${process.pid} `)).to.equal(true);
       await h.close(s);
+    });
+
+    it('refuses a second opening of a directory in this same process, and the first keeps its lock and goes on', async () => {
+      const dir = h.tempDir();
+      const first = await h.open(dir);
+      const lock = readFileSync(join(dir, 'LOCK'), 'utf8');
+      let err: unknown = null;
+      try { await h.open(dir); } catch (e) { err = e; }
+      expect(err).to.be.instanceOf(StorageLockedError);
+      expect((err as StorageLockedError).pid).to.equal(process.pid);
+      expect((err as Error).message).to.match(/this process/);
+      expect(readFileSync(join(dir, 'LOCK'), 'utf8')).to.equal(lock);
+      expect(await append(first, entries(1, 2))).to.equal(2);
+      await h.close(first);
+      expect(existsSync(join(dir, 'LOCK'))).to.equal(false);
     });
   });
 
@@ -304,8 +344,22 @@ describe('FileStorage', () => {
       const last = await openRefused(copy);
       expect(last.file).to.equal(join(copy, segs.at(-1)!));
       expect(last.message).to.match(/is missing: segment \d+ was closed/);
-      // The first segment missing is caught as well.
-      s = await h.open(h.tempDir());
+    });
+
+    it('segment 1 missing when it is the only one: refuses, since the hard-state file is written only after it', async () => {
+      const { dir } = await writtenDir();
+      unlinkSync(join(dir, 'segment-0000000001.log'));
+      const err = await openRefused(dir);
+      expect(err.file).to.equal(join(dir, 'segment-0000000001.log'));
+      expect(err.message).to.match(/segment 1 is missing/);
+    });
+
+    it('a crash during the very first opening (an empty segment 1, no hard-state file yet) starts fresh', async () => {
+      const dir = h.tempDir();
+      writeFileSync(join(dir, 'segment-0000000001.log'), Buffer.alloc(0));
+      const s = await h.open(dir);
+      expect(await s.ask<StoredState>({ type: 'getInitialState' })).to.deep.include({ hardState: { currentTerm: 0, votedFor: null } });
+      expect(existsSync(join(dir, 'hard-state'))).to.equal(true);
       await h.close(s);
     });
 

@@ -24,11 +24,9 @@ import type { ClientWriteResponse } from '../../../actors/raft/raft-actor';
 import '../../../actors/errors-registry';
 import { encodeId, type AppliedList } from './applied-list';
 import type { ChildToParent, ParentToChild, StorageKind } from './protocol';
-import { buildTranspileCache, CACHE_ENV } from './transpile-cache';
 
 const REPO = path.resolve(__dirname, '../../..');
 const ENTRY = path.join(__dirname, 'node-process.ts');
-const CACHE_HOOK = path.join(__dirname, 'transpile-cache.ts');
 
 /** A request to a node process whose process died before answering: its outcome is unknown. */
 export class NodeDiedError extends Error {
@@ -128,10 +126,10 @@ export class CrashCluster {
     this.stats.starts++;
     const child = fork(ENTRY, [], {
       cwd: REPO,
-      execArgv: ['-r', 'ts-node/register/transpile-only', '-r', CACHE_HOOK],
+      execArgv: ['-r', 'ts-node/register/transpile-only'],
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      env: { ...process.env, RAFT_LOG_LEVEL: process.env.RAFT_LOG_LEVEL ?? 'silent', TS_NODE_TRANSPILE_ONLY: 'true', [CACHE_ENV]: buildTranspileCache() },
+      env: { ...process.env, RAFT_LOG_LEVEL: process.env.RAFT_LOG_LEVEL ?? 'silent', TS_NODE_TRANSPILE_ONLY: 'true' },
     });
     p.child = child;
     p.ready = false;

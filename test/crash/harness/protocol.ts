@@ -32,7 +32,7 @@ export type ParentToChild =
   | { readonly t: 'write'; readonly reqId: number; readonly payload: Uint8Array; readonly timeoutMs: number }
   | { readonly t: 'metrics'; readonly reqId: number }
   | { readonly t: 'query'; readonly reqId: number; readonly q: unknown }
-  /** Answer: FileStorage's counters of this process (fsyncs, batches, records, bytes, segments...), or null. */
+  /** Answer: FileStorage's counters of this process (fsyncs, batches, records, bytes, segmentsCreated...), or null. */
   | { readonly t: 'storageStats'; readonly reqId: number }
   | { readonly t: 'stop'; readonly reqId: number };
 
