@@ -26,7 +26,7 @@ import type { RaftMetrics } from '../../actors/metrics/metrics';
 import { encodeKv } from '../../examples/kv/kv-state-machine';
 import { ActorSystem } from '../../runtime/system';
 import { LocalNetwork } from '../../network/local-network';
-import { fileStorageSpec, readFileStorage, StorageLockedError } from '../../storage/file-storage';
+import { fileStorageSpec, readFileStorage, StorageIoError, StorageLockedError } from '../../storage/file-storage';
 import { CorruptLogError } from '../../storage/record-log';
 import { KV_SPEC, digests, rejectsWith, waitUntil, type KvDigest } from './helpers';
 import { STALLING_STORAGE_MODULE, StallControl, type StallingStorageArgs } from './fixtures/stalling-storage';
@@ -420,12 +420,10 @@ describe('t80 durable storage (FileStorage)', function () {
 describe('t80 durable storage: one node per directory within one process', function () {
   this.timeout(30_000);
 
-  // FAILS today (FileStorage's acquireLock): a LOCK naming this very process is taken over, on the
-  // assumption that it was left by a crashed storage actor of this process. So a second node of the
-  // same process (a LocalCluster whose storage function gives every id the same dir, or two
-  // RaftNodes of one application) opens a directory a running node has open: both append to the
-  // same segment and replace the same hard-state file, and whichever stops first deletes the LOCK
-  // while the other still runs. The second start must be refused, as it is for another process.
+  // A LOCK naming this very process used to be taken over, so a second node of the same process (a
+  // LocalCluster whose storage function gives every id the same dir, or two RaftNodes of one
+  // application) opened a directory a running node had open. The second start must be refused, as
+  // it is for another process.
   it('a second node of this process on a directory a running node has open is refused with StorageLockedError', async () => {
     const [dir] = tempDirs(1);
     const system = ActorSystem.create({ seed: 9 });
@@ -457,3 +455,36 @@ function recordStarts(bytes: Buffer): number[] {
   for (let at = 0; at + 8 <= bytes.length; at += 8 + bytes.readUInt32BE(at)) out.push(at);
   return out;
 }
+
+describe('t80 durable storage: a disk that fails under a running node', function () {
+  this.timeout(30_000);
+
+  it('stops the node, and onFailed is told StorageIoError (the cause, not a symptom such as ActorGoneError)', async () => {
+    const [dir] = tempDirs(1);
+    const system = ActorSystem.create({ seed: 11 });
+    const net = new LocalNetwork();
+    const failures: Error[] = [];
+    try {
+      const node = await RaftNode.start({
+        system, id: 1, network: net.endpointSpec(nodeId(1)), stateMachine: KV_SPEC, placement: 'local',
+        storage: fileStorageSpec({ dir }), onFailed: (cause) => failures.push(cause),
+      });
+      await node.initWithConfig([1]);
+      await waitUntil(node, (m) => m.state === 'Leader', 'node 1 leads alone');
+      await node.clientWrite(encodeKv({ op: 'put', key: 'a', value: '1' }));
+      // Pull the log file out from under the storage actor: its next write fails as a dying disk's would.
+      const storage = system.localActor<{ fh: { close(): Promise<void> } }>('n1/storage');
+      expect(storage, 'the storage actor runs on this thread').to.not.equal(undefined);
+      await storage!.fh.close();
+      const write = node.clientWrite(encodeKv({ op: 'put', key: 'b', value: '2' }), { timeoutMs: 10_000 });
+      await write.then(() => expect.fail('a write on a failed disk must not be acknowledged'), () => undefined);
+      const deadline = Date.now() + 10_000;
+      while (failures.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      expect(failures.map((e) => e.name)).to.deep.equal(['StorageIoError']);
+      expect((failures[0] as StorageIoError).op).to.equal('write');
+      expect((await readFileStorage(dir)).entries.some((e: Entry) => e.kind === 'normal' && dec.decode(e.payload).includes('"b"'))).to.equal(false);
+    } finally {
+      await system.shutdown();
+    }
+  });
+});
