@@ -18,6 +18,7 @@ import {
 } from '../../storage/file-storage';
 import { CorruptLogError, encodeRecord } from '../../storage/record-log';
 import { StorageContractError, type StorageMsg, type StoredState } from '../../storage/storage';
+import { MalformedMessageError } from '../../actors/raft/core/errors';
 import { storageConformanceSuite, type StorageUnderTest } from './conformance';
 
 const ix = (n: number): LogIndex => n as LogIndex;
@@ -195,6 +196,27 @@ describe('FileStorage', () => {
         await append(s, [entry(i)]);
         expect((await readFileStorage(dir)).entries.length, `after write ${i}`).to.equal(i);
       }
+      await h.close(s);
+    });
+
+    it('malformed messages are refused with StorageContractError, and the store goes on', async () => {
+      const dir = h.tempDir();
+      const s = await h.open(dir);
+      await append(s, entries(1, 2));
+      const bad: unknown[] = [
+        null, 42, { type: 'nonsense' }, { type: 'getEntries', from: -1, toExclusive: 3 }, { type: 'getEntries', from: 1, toExclusive: 1.5 },
+        { type: 'truncate', from: 'x' }, { type: 'saveHardState', hardState: null }, { type: 'saveHardState', hardState: { currentTerm: 1, votedFor: 0 } },
+      ];
+      for (const msg of bad) {
+        let err: unknown = null;
+        try { await s.ask(msg as StorageMsg); } catch (e) { err = e; }
+        expect(err, JSON.stringify(msg)).to.be.instanceOf(StorageContractError);
+      }
+      let garbled: unknown = null;
+      try { await s.ask({ type: 'appendEntries', entries: Uint8Array.of(0, 0, 0, 9, 1) }); } catch (e) { garbled = e; }
+      expect(garbled, 'undecodable entries').to.be.instanceOf(MalformedMessageError);
+      expect(h.system.has(s.id), 'the store is still running').to.equal(true);
+      expect(await wholeLog(s)).to.deep.equal(entries(1, 2));
       await h.close(s);
     });
 
