@@ -7,6 +7,7 @@
  * const summary = await runCampaign({ seeds: seedRange(1, 200), nodes: 5 });
  * if (summary.violations.length > 0) console.log(summary.violations[0].replay);
  */
+import { Piscina } from 'piscina';
 import * as path from 'node:path';
 import { runChaos, type ChaosOptions, type RunReport, type ViolationKind } from './chaos';
 import { addMembershipReport, emptyMembershipReport, type MembershipReport } from './membership-nemesis';
@@ -53,7 +54,6 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignSummar
   if (jobs === 1) {
     for (const seed of seeds) done(await runChaos({ ...chaos, seed }));
   } else {
-    const { Piscina } = await import('piscina');
     const pool = new Piscina({ filename: path.join(__dirname, 'campaign-worker.js'), maxThreads: jobs, minThreads: jobs });
     try {
       await Promise.all(seeds.map(async (seed) => done(await pool.run({ ...chaos, seed } satisfies ChaosOptions) as RunReport)));

@@ -45,6 +45,17 @@ describe('simulation campaign', function () {
     expect(m.refusals).to.not.have.property('InoperableConfig');
   });
 
+  it('on a pool of 2 worker threads (piscina) gives every seed the same report as on one thread', async () => {
+    const seeds = seedRange(1, 6);
+    const strip = (r: { wallMs: number }) => ({ ...r, wallMs: 0 });
+    const pooled = new Map<number, unknown>();
+    await runCampaign({ seeds, nodes: 3, jobs: 2, onRun: (r) => { pooled.set(r.seed, strip(r)); } });
+    const single = new Map<number, unknown>();
+    await runCampaign({ seeds, nodes: 3, jobs: 1, onRun: (r) => { single.set(r.seed, strip(r)); } });
+    expect(pooled.size).to.equal(6);
+    for (const seed of seeds) expect(pooled.get(seed), `seed ${seed}`).to.deep.equal(single.get(seed));
+  });
+
   describe('CLI', () => {
     it('runs a campaign: JSON summary on stdout, progress on stderr, exit 0', () => {
       const r = cli(['--seeds', '1..3', '--nodes', '3', '--chaos-ms', '1000']);
