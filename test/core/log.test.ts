@@ -12,6 +12,65 @@ const termsLog = (terms: number[]) => {
 };
 
 describe('RaftLog', () => {
+  describe('a log that starts after a snapshot', () => {
+    it('purgeThrough forgets entries and terms below the point, keeps the term at it, and goes on', () => {
+      const log = termsLog([1, 1, 2, 2, 2, 5, 5]);
+      log.purgeThrough(i(4), 2 as never);
+      expect(log.firstIndex).to.equal(5);
+      expect(log.purgedThrough).to.equal(4);
+      expect([0, 1, 3, 4, 5, 6, 7, 8].map((x) => log.termAt(i(x)))).to.deep.equal([0, null, null, 2, 2, 5, 5, null]);
+      expect(log.entries(i(4), i(6))).to.equal(null);
+      expect(log.entries(i(5), i(8))!.map((e) => e.index)).to.deep.equal([5, 6, 7]);
+      // The fast-backtrack hint never points below the first index held.
+      expect(log.firstIndexOfTermAt(i(5))).to.equal(5);
+      expect(() => log.firstIndexOfTermAt(i(4))).to.throw(InvariantViolation);
+      expect(() => log.truncateFrom(i(4))).to.throw(InvariantViolation, /outside 5\.\.7/);
+      log.truncateFrom(i(6));
+      log.append([normalEntry(6, 6)]);
+      expect(log.lastTerm).to.equal(6);
+    });
+
+    it('purging past the last index leaves an empty log that continues after the snapshot', () => {
+      const log = termsLog([1, 2, 2]);
+      log.purgeThrough(i(10), 4 as never);
+      expect(log.lastIndex).to.equal(10);
+      expect(log.lastTerm).to.equal(4);
+      expect(log.termAt(i(10))).to.equal(4);
+      expect(log.termAt(i(3))).to.equal(null);
+      expect(() => log.append([normalEntry(12, 4)])).to.throw(InvariantViolation, /expected 11/);
+      expect(() => log.append([normalEntry(11, 3)])).to.throw(InvariantViolation, /below the previous term/);
+      log.append([normalEntry(11, 4), normalEntry(12, 5)]);
+      expect(log.entries(i(11), i(13))!.map((e) => e.term)).to.deep.equal([4, 5]);
+    });
+
+    it('refuses a purge whose term contradicts the log, and ignores one at or below the current point', () => {
+      const log = termsLog([1, 1, 2]);
+      expect(() => log.purgeThrough(i(2), 3 as never)).to.throw(InvariantViolation, /has term 1/);
+      log.purgeThrough(i(2), 1 as never);
+      log.purgeThrough(i(1), 1 as never);
+      expect(log.firstIndex).to.equal(3);
+    });
+
+    it('a log built to start after a snapshot behaves like one that was purged', () => {
+      const log = new RaftLog(5, 100, 7 as never);
+      expect(log.lastIndex).to.equal(100);
+      expect(log.lastTerm).to.equal(7);
+      expect(log.firstIndex).to.equal(101);
+      log.append([normalEntry(101, 7), normalEntry(102, 8)]);
+      expect(log.termAt(i(100))).to.equal(7);
+      expect(log.termAt(i(99))).to.equal(null);
+      expect(log.firstIndexOfTermAt(i(101))).to.equal(101);
+    });
+
+    it('a long purged log keeps a bounded cache (entries behind the purge point are released)', () => {
+      const log = new RaftLog(50);
+      for (let k = 1; k <= 20_000; k++) log.append([normalEntry(k, 1 + Math.floor(k / 1000))]);
+      log.purgeThrough(i(19_990), (1 + Math.floor(19_990 / 1000)) as never);
+      expect(log.entries(i(19_991), i(20_001))!.length).to.equal(10);
+      expect(log.termAt(i(19_995))).to.equal(20);
+    });
+  });
+
   it('knows the term of every index, and the first index of each term', () => {
     const log = termsLog([1, 1, 2, 2, 2, 5]);
     expect([0, 1, 2, 3, 5, 6, 7].map((x) => log.termAt(i(x)))).to.deep.equal([0, 1, 1, 2, 2, 5, null]);
