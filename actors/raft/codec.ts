@@ -103,6 +103,18 @@ function idList(v: unknown, what: string): NodeId[] {
   return v as NodeId[];
 }
 
+const SNAPSHOT_ID = /^[A-Za-z0-9_-]{1,128}$/;
+
+/** A snapshot id from outside: 1 to 128 characters of [A-Za-z0-9_-] (it names files). */
+export function validSnapshotId(v: unknown): string {
+  if (typeof v !== 'string' || !SNAPSHOT_ID.test(v)) throw new MalformedMessageError(`snapshot id must be 1-128 characters of [A-Za-z0-9_-], got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function text(bytes: Uint8Array, what: string): string {
+  try { return fromUtf8.decode(bytes); } catch { throw new MalformedMessageError(`${what} is not UTF-8`); }
+}
+
 /** Checks the shape of a membership that came from outside (a decoded entry, a file). */
 export function validateMembership(v: unknown): Membership {
   if (v === null || typeof v !== 'object') throw new MalformedMessageError('membership must be an object');
@@ -196,9 +208,11 @@ export function encodeRequest(req: RaftRequest): Uint8Array {
       return w.finish();
     }
     case 'installSnapshot': {
-      const w = new Writer(46 + req.data.length);
+      const w = new Writer(46 + req.data.length + 256);
       w.u8(TYPE.installSnapshot); w.u53(req.term); w.u53(req.leaderId); w.u53(req.lastIncludedIndex);
       w.u53(req.lastIncludedTerm); w.u53(req.offset); w.u8(req.done ? 1 : 0); w.bytes(req.data);
+      w.bytes(utf8.encode(req.snapshotId)); w.u53(req.membershipIndex); w.bytes(utf8.encode(JSON.stringify(req.membership)));
+      w.u53(req.byteLength); w.u32(req.checksum);
       return w.finish();
     }
   }
@@ -244,7 +258,24 @@ export function decodeRequest(bytes: Uint8Array): RaftRequest {
       const offset = r.u53('offset');
       const done = r.bool('done');
       const data = r.bytes('snapshot data');
-      req = { type: 'installSnapshot', term: t, leaderId, lastIncludedIndex, lastIncludedTerm, offset, done, data } satisfies InstallSnapshotRequest;
+      const snapshotId = validSnapshotId(text(r.bytes('snapshot id'), 'snapshot id'));
+      const membershipIndex = r.u53('membershipIndex') as LogIndex;
+      let membership: unknown;
+      try { membership = JSON.parse(text(r.bytes('snapshot membership'), 'snapshot membership')); } catch (err) {
+        if (err instanceof MalformedMessageError) throw err;
+        throw new MalformedMessageError('snapshot membership is not JSON');
+      }
+      const byteLength = r.u53('snapshot byteLength');
+      const checksum = r.u32('snapshot checksum');
+      if (lastIncludedIndex < 1) throw new MalformedMessageError('lastIncludedIndex must be >= 1');
+      if (membershipIndex > lastIncludedIndex) throw new MalformedMessageError(`membershipIndex ${membershipIndex} is above lastIncludedIndex ${lastIncludedIndex}`);
+      if (lastIncludedTerm > t) throw new MalformedMessageError(`lastIncludedTerm ${lastIncludedTerm} is above the request's term ${t}`);
+      if (offset + data.byteLength > byteLength) throw new MalformedMessageError(`chunk [${offset}, ${offset + data.byteLength}) runs past the snapshot's ${byteLength} bytes`);
+      if (done && offset + data.byteLength !== byteLength) throw new MalformedMessageError(`the last chunk ends at ${offset + data.byteLength}, not at the snapshot's ${byteLength} bytes`);
+      req = {
+        type: 'installSnapshot', term: t, leaderId, lastIncludedIndex, lastIncludedTerm, offset, done, data,
+        snapshotId, membership: validateMembership(membership), membershipIndex, byteLength, checksum,
+      } satisfies InstallSnapshotRequest;
       break;
     }
     default: throw new MalformedMessageError(`unknown request type ${type}`);

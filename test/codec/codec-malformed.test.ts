@@ -184,6 +184,21 @@ describe('codec: malformed input is refused with MalformedMessageError', () => {
     refuses(() => decodeRequest(e), /done must be 0 or 1, got 2/);
   });
 
+  it('refuses an InstallSnapshot whose description does not hold together', () => {
+    const bad: Array<[Partial<Parameters<typeof snapshotReq>[0]>, RegExp]> = [
+      [{ snapshotId: '' }, /snapshot id must be 1-128 characters/],
+      [{ snapshotId: '../etc/passwd' }, /snapshot id must be/],
+      [{ snapshotId: 'x'.repeat(129) }, /snapshot id must be/],
+      [{ lastIncludedIndex: ix(0), membershipIndex: ix(0) }, /lastIncludedIndex must be >= 1/],
+      [{ membershipIndex: ix(101) }, /membershipIndex 101 is above lastIncludedIndex 100/],
+      [{ lastIncludedTerm: tm(10) }, /lastIncludedTerm 10 is above the request's term 9/],
+      [{ offset: 4098 }, /runs past the snapshot's 4100 bytes/],
+      [{ offset: 0, done: true }, /the last chunk ends at 4, not at the snapshot's 4100 bytes/],
+      [{ membership: { members: [], nonVoters: [], membersAfterConsensus: null } }, /membership has no members/],
+    ];
+    for (const [over, re] of bad) refuses(() => decodeRequest(encodeRequest(snapshotReq(over as never))), re);
+  });
+
   it('refuses a length field claiming more than MAX_PAYLOAD_BYTES, without allocating it', () => {
     refuses(() => decodeEntries(new Bytes().u32(1).u8(0).u53(1).u53(1).u32(MAX_PAYLOAD_BYTES + 1).done()),
       new RegExp(`entry payload of ${MAX_PAYLOAD_BYTES + 1} bytes exceeds ${MAX_PAYLOAD_BYTES}`));

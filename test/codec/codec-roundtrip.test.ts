@@ -112,7 +112,8 @@ describe('codec: RPC round-trips', () => {
     ['Vote at 2^53 - 1', voteReq({ term: tm(MAX), candidateId: id(MAX), lastLogIndex: ix(MAX), lastLogTerm: tm(MAX) })],
     ['InstallSnapshot, last chunk', snapshotReq()],
     ['InstallSnapshot, first chunk, empty data', snapshotReq({ offset: 0, done: false, data: new Uint8Array(0) })],
-    ['InstallSnapshot at 2^53 - 1', snapshotReq({ term: tm(MAX), leaderId: id(MAX), lastIncludedIndex: ix(MAX), lastIncludedTerm: tm(MAX), offset: MAX })],
+    ['InstallSnapshot at 2^53 - 1', snapshotReq({ term: tm(MAX), leaderId: id(MAX), lastIncludedIndex: ix(MAX), lastIncludedTerm: tm(MAX), offset: MAX - 4, byteLength: MAX, membershipIndex: ix(MAX), checksum: 0xffff_ffff })],
+    ['InstallSnapshot, a middle chunk of a joint config', snapshotReq({ offset: 0, done: false, byteLength: 1 << 20, membership: JOINT, snapshotId: 'x' })],
   ];
   for (const [name, req] of requests) {
     it(`round-trips ${name}`, () => {

@@ -67,7 +67,9 @@ export const voteReq = (over: Partial<VoteRequest> = {}): VoteRequest =>
   ({ type: 'vote', term: tm(7), candidateId: id(3), lastLogIndex: ix(42), lastLogTerm: tm(6), ...over });
 export const snapshotReq = (over: Partial<InstallSnapshotRequest> = {}): InstallSnapshotRequest => ({
   type: 'installSnapshot', term: tm(9), leaderId: id(1), lastIncludedIndex: ix(100), lastIncludedTerm: tm(8),
-  offset: 4096, data: Uint8Array.from([9, 8, 7, 6]), done: true, ...over,
+  offset: 4096, data: Uint8Array.from([9, 8, 7, 6]), done: true,
+  snapshotId: '8-100-ab12', membership: { members: [id(1), id(2), id(3)], nonVoters: [id(4)], membersAfterConsensus: null }, membershipIndex: ix(90),
+  byteLength: 4100, checksum: 0xdeadbeef, ...over,
 });
 
 /** Byte offsets of the AppendEntries header fields, as laid out by the codec. */

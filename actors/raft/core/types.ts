@@ -46,6 +46,25 @@ export interface Membership {
   readonly membersAfterConsensus: readonly NodeId[] | null;
 }
 
+/**
+ * What a snapshot covers (seed 002): the state machine's state through `lastIncludedIndex`, the
+ * config in force there, and how to check its bytes. Snapshot pointers never travel in
+ * AppendEntries (seed 000): only in InstallSnapshot and in storage.
+ */
+export interface SnapshotMeta {
+  /** Unique per snapshot; chosen by whoever makes it (e.g. `${term}-${index}-${random}`). At most 128 chars of [A-Za-z0-9_-]. */
+  readonly id: string;
+  readonly lastIncludedIndex: LogIndex;
+  readonly lastIncludedTerm: Term;
+  /** The config in force at lastIncludedIndex (the latest config entry at or below it, else the base). */
+  readonly membership: Membership;
+  /** The index of that config entry; 0 when it is the base membership (no config entry yet). */
+  readonly membershipIndex: LogIndex;
+  /** Size of the snapshot data in bytes, and crc32 of the data (node:zlib). */
+  readonly byteLength: number;
+  readonly checksum: number;
+}
+
 export type EntryKind = 'normal' | 'blank' | 'config';
 
 interface EntryBase {
@@ -117,7 +136,12 @@ export interface VoteResponse {
   readonly isCandidateUnknown: boolean;
 }
 
-/** InstallSnapshot is part of the network contract now; the core answers it once snapshots land. */
+/**
+ * One chunk of a snapshot (paper 7), sent by a leader to a follower that needs entries it has
+ * purged. `offset` is where `data` goes in the snapshot's bytes; `done` marks the last chunk. The
+ * rest describes the whole snapshot (its SnapshotMeta), on every chunk, so a follower can check a
+ * chunk belongs to the transfer it is receiving and verify the whole at the end.
+ */
 export interface InstallSnapshotRequest {
   readonly type: 'installSnapshot';
   readonly term: Term;
@@ -127,6 +151,19 @@ export interface InstallSnapshotRequest {
   readonly offset: number;
   readonly data: Uint8Array;
   readonly done: boolean;
+  readonly snapshotId: string;
+  readonly membership: Membership;
+  readonly membershipIndex: LogIndex;
+  readonly byteLength: number;
+  readonly checksum: number;
+}
+
+/** The SnapshotMeta an InstallSnapshot request describes. */
+export function snapshotMetaOf(req: InstallSnapshotRequest): SnapshotMeta {
+  return {
+    id: req.snapshotId, lastIncludedIndex: req.lastIncludedIndex, lastIncludedTerm: req.lastIncludedTerm,
+    membership: req.membership, membershipIndex: req.membershipIndex, byteLength: req.byteLength, checksum: req.checksum,
+  };
 }
 export interface InstallSnapshotResponse {
   readonly type: 'installSnapshotResponse';
