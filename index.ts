@@ -19,7 +19,9 @@ export * from './actors/raft/core/types';
 export { RaftCore } from './actors/raft/core/core';
 export type { Input, Command, CoreStatus, InitialState, ProposeResult, RandomSource } from './actors/raft/core/io';
 export { encodeEntries, decodeEntries, encodeRequest, decodeRequest, encodeResponse, decodeResponse } from './actors/raft/codec';
-export { type StorageMsg, type StoredState, StorageContractError } from './storage/storage';
+export {
+  type StorageMsg, type StoredState, StorageContractError, LogPurgedError, SnapshotGoneError, SnapshotChecksumError,
+} from './storage/storage';
 export { MemoryStorageActor, MemoryStore, createMemoryStorage, MEMORY_STORAGE_MODULE } from './storage/memory-storage';
 export {
   fileStorageSpec, readFileStorage, FileStorageActor, FileStorageStats, StorageIoError, StorageLockedError, FILE_STORAGE_MODULE,

@@ -11,7 +11,7 @@ import {
 } from './raft/core/errors';
 import type { Membership, NodeId } from './raft/core/types';
 import { UnreachableError } from '../network/network';
-import { StorageContractError } from '../storage/storage';
+import { LogPurgedError, SnapshotChecksumError, SnapshotGoneError, StorageContractError } from '../storage/storage';
 import { CorruptLogError } from '../storage/record-log';
 import { StorageIoError, StorageLockedError } from '../storage/file-storage';
 
@@ -26,6 +26,9 @@ registerErrorClass('MalformedMessage', (p) => new MalformedMessageError(str(p.re
 registerErrorClass('InvariantViolation', (p) => new InvariantViolation(str(p.reason)));
 registerErrorClass('Unreachable', (p) => new UnreachableError(Number(p.target), str(p.reason)));
 registerErrorClass('StorageContract', (p) => new StorageContractError(str(p.reason)));
+registerErrorClass('LogPurged', (p) => new LogPurgedError(Number(p.firstIndex)));
+registerErrorClass('SnapshotGone', (p) => new SnapshotGoneError(str(p.id)));
+registerErrorClass('SnapshotChecksum', (p) => new SnapshotChecksumError(str(p.id), str(p.reason)));
 registerErrorClass('CorruptLog', (p) => new CorruptLogError(str(p.file), Number(p.offset), str(p.reason)));
 registerErrorClass('StorageLocked', (p) => new StorageLockedError(str(p.dir), Number(p.pid)));
 registerErrorClass('StorageIo', (p) => new StorageIoError(str(p.op), str(p.file), str(p.reason)));

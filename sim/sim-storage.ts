@@ -9,13 +9,13 @@
  * disk's generation moved on.
  */
 import type { Actor, ActorContext } from '../runtime/actor';
-import { DeferredReply } from '../runtime/actor';
+import { DeferredReply, replyError } from '../runtime/actor';
 import { decodeEntries, encodeEntries } from '../actors/raft/codec';
-import type { Entry, HardState, LogIndex, Term } from '../actors/raft/core/types';
-import { MemoryStore, validIndex } from '../storage/memory-storage';
+import type { Entry, HardState, LogIndex, SnapshotMeta, Term } from '../actors/raft/core/types';
+import { isRefusal, MemoryStore, validIndex } from '../storage/memory-storage';
 import { planLogWrite, replayRecord, type PlannedRecord } from '../storage/durable-store';
-import { encodeRecord, type LogRecord, replayRecords } from '../storage/record-log';
-import { StorageContractError, type StorageMsg, type StoredState } from '../storage/storage';
+import { CorruptLogError, encodeRecord, type LogRecord, replayRecords } from '../storage/record-log';
+import { StorageContractError, type StorageMsg } from '../storage/storage';
 import type { SimDisk } from './disk';
 
 /** Called by a SimStorage as its log changes (page cache order), for the log-matching check. */
@@ -29,22 +29,37 @@ export interface LogWriteListener {
  */
 export class DurableView {
   hardState: HardState = { currentTerm: 0 as Term, votedFor: null };
+  /** The durable current snapshot's meta. */
+  snapshot: SnapshotMeta | null = null;
+  /**
+   * Terms by index from 1. A purge keeps the terms it knew (those entries are durable in the
+   * snapshot); indexes a snapshot covers that this disk never held are holes (termAt null), except
+   * lastIncludedIndex, whose term the snapshot names.
+   */
   private terms: Term[] = [];
 
   get lastIndex(): number { return this.terms.length; }
-  termAt(index: number): Term | null { return index >= 1 && index <= this.terms.length ? this.terms[index - 1] : null; }
+  termAt(index: number): Term | null { return index >= 1 && index <= this.terms.length ? (this.terms[index - 1] ?? null) : null; }
 
   apply(rec: LogRecord, entries?: readonly Entry[]): void {
     switch (rec.type) {
       case 'hardState': this.hardState = rec.hardState; return;
       case 'truncate': if (rec.from - 1 < this.terms.length) this.terms.length = Math.max(0, rec.from - 1); return;
       case 'append': for (const e of entries ?? decodeEntries(rec.entries)) this.terms[e.index - 1] = e.term; return;
-      case 'seal': return;
+      case 'purge':
+        if (rec.throughIndex > this.terms.length) this.terms.length = rec.throughIndex;
+        if (this.snapshot !== null && this.snapshot.lastIncludedIndex <= this.terms.length && this.terms[this.snapshot.lastIncludedIndex - 1] === undefined) {
+          this.terms[this.snapshot.lastIncludedIndex - 1] = this.snapshot.lastIncludedTerm;
+        }
+        return;
+      case 'snapshotMeta': this.snapshot = rec.meta; return;
+      case 'seal': case 'logStart': return;
     }
   }
 
   rebuild(records: readonly LogRecord[]): void {
     this.hardState = { currentTerm: 0 as Term, votedFor: null };
+    this.snapshot = null;
     this.terms = [];
     for (const r of records) this.apply(r);
   }
@@ -57,6 +72,11 @@ export class NodeDisk {
   unsynced: PlannedRecord[] = [];
   /** Bytes a recovery cut off as a torn tail, over the disk's life. */
   tornBytesRecovered = 0;
+  /**
+   * Finished snapshots' bytes by id. One becomes durable and current when the `snapshotMeta` record
+   * naming it is synced (the file is the pointer); a recovery drops every id the file does not name.
+   */
+  readonly snapshots = new Map<string, Uint8Array>();
   constructor(readonly disk: SimDisk) {}
 
   /** After a crash: what survived is what the file now holds (torn records included if whole). */
@@ -98,20 +118,54 @@ export class SimStorageActor implements Actor<StorageMsg> {
       ctx.logger.warn({ file: disk.file, tornBytes: replay.tornBytes }, 'recovery cut a torn tail');
     }
     replay.records.forEach((rec, i) => {
-      const hs = replayRecord(this.store, rec, disk.file, replay.offsets[i]);
-      if (hs !== null) this.store.hardState = hs;
+      const { hardState } = replayRecord(this.store, rec, disk.file, replay.offsets[i]);
+      if (hardState !== null) this.store.hardState = hardState;
     });
+    const snaps = this.args.nodeDisk.snapshots;
+    if (this.store.snapshot !== null) {
+      const data = snaps.get(this.store.snapshot.id);
+      if (data === undefined) throw new CorruptLogError(disk.file, 0, `the log names snapshot ${this.store.snapshot.id}, whose bytes are gone`);
+      this.store.snapshotData = data;
+    }
+    for (const id of [...snaps.keys()]) if (id !== this.store.snapshot?.id) snaps.delete(id); // unfinished or replaced: never current
     this.args.nodeDisk.view.rebuild(disk.hasUnsynced() ? replayRecords(disk.durableBytes(), disk.file).records : replay.records);
-    this.args.onLogWrite?.(1 as LogIndex, this.store.log);
+    this.args.onLogWrite?.(this.store.firstIndex, this.store.log);
   }
 
+  /** Refusals (a contract violation, a purged read, a gone or mismatched snapshot) answer the asker; the actor goes on. */
   receive(msg: StorageMsg): unknown {
+    try {
+      return this.handle(msg);
+    } catch (err) {
+      if (isRefusal(err)) return replyError(err);
+      throw err;
+    }
+  }
+
+  private handle(msg: StorageMsg): unknown {
     // Our process is dead once the disk's generation moved on: nothing reaches the disk or the
     // checker, and nobody hears back.
-    if (msg.type !== 'getInitialState' && msg.type !== 'getEntries' && this.args.nodeDisk.disk.generation !== this.generation) return new DeferredReply();
+    const read = msg.type === 'getInitialState' || msg.type === 'getEntries' || msg.type === 'getSnapshot' || msg.type === 'readSnapshot';
+    if (!read && this.args.nodeDisk.disk.generation !== this.generation) return new DeferredReply();
     switch (msg.type) {
       case 'getInitialState':
-        return { hardState: this.store.hardState, entries: encodeEntries(this.store.log) } satisfies StoredState;
+        return this.store.storedState();
+      case 'getSnapshot':
+        return this.store.snapshot;
+      case 'readSnapshot':
+        return this.store.readSnapshot(msg);
+      case 'purgeLog': {
+        const through = validIndex(msg.throughIndex, 'throughIndex');
+        const changed = this.store.purge(through);
+        return this.write(changed ? [{ rec: { type: 'purge', throughIndex: through } }] : [], undefined);
+      }
+      case 'writeSnapshot': {
+        this.store.writeSnapshot(msg); // a refusal throws; a refused done drops the unfinished snapshot
+        if (msg.done !== true) return undefined;
+        // Complete: the bytes sit on the disk object; the record naming them is the durable pointer.
+        this.args.nodeDisk.snapshots.set(this.store.snapshot!.id, this.store.snapshotData!);
+        return this.write([{ rec: { type: 'snapshotMeta', meta: this.store.snapshot! } }], undefined);
+      }
       case 'getEntries':
         return encodeEntries(this.store.slice(validIndex(msg.from, 'from'), validIndex(msg.toExclusive, 'toExclusive')));
       case 'saveHardState': {

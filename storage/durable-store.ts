@@ -96,15 +96,31 @@ function entryBytes(e: Entry): number {
 /**
  * Replays one recovered record into the view. A record that does not fit the log rebuilt so far (an
  * append that leaves a gap, entries that do not decode) is damage: CorruptLogError at its offset.
- * Returns the hard state when the record carries one. Seal records are the caller's business.
+ * Returns the hard state when the record carries one, and the last entry index an append carried
+ * (0 for other records). Seal and logStart records are the caller's business.
+ *
+ * A view that starts after a purge (firstIndex > 1, set by the caller from FileStorage's log-start)
+ * replays records written before the purge too: an append keeps only its entries at or above
+ * firstIndex, and a truncation below firstIndex empties the view (it cut every entry above the purge
+ * point that existed then). That is the exact log restricted to indexes above the purge point.
  */
-export function replayRecord(store: MemoryStore, rec: LogRecord, file: string, offset: number): HardState | null {
+export function replayRecord(store: MemoryStore, rec: LogRecord, file: string, offset: number): { readonly hardState: HardState | null; readonly lastEntry: number } {
   try {
     switch (rec.type) {
-      case 'hardState': return rec.hardState;
-      case 'truncate': store.truncate(rec.from); return null;
-      case 'append': store.append(decodeEntries(rec.entries)); return null;
-      case 'seal': return null;
+      case 'hardState': return { hardState: rec.hardState, lastEntry: 0 };
+      case 'truncate':
+        if (rec.from >= 1 && rec.from < store.firstIndex) store.log = [];
+        else store.truncate(rec.from);
+        return { hardState: null, lastEntry: 0 };
+      case 'append': {
+        const entries = decodeEntries(rec.entries);
+        const kept = entries.length > 0 && entries[0].index < store.firstIndex ? entries.filter((e) => e.index >= store.firstIndex) : entries;
+        store.append(kept);
+        return { hardState: null, lastEntry: entries.length === 0 ? 0 : entries[entries.length - 1].index };
+      }
+      case 'purge': store.purgeUnchecked(rec.throughIndex); return { hardState: null, lastEntry: 0 };
+      case 'snapshotMeta': store.snapshot = rec.meta; return { hardState: null, lastEntry: 0 };
+      case 'seal': case 'logStart': return { hardState: null, lastEntry: 0 };
     }
   } catch (err) {
     throw new CorruptLogError(file, offset, `a ${rec.type} record that does not fit the log before it (${(err as Error).message})`);

@@ -22,8 +22,10 @@
  * const node = await RaftNode.start({ system, id: 1, network, stateMachine,
  *   storage: fileStorageSpec({ dir: '/var/lib/myapp/raft-1' }) });
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync, writevSync, ftruncateSync } from 'node:fs';
-import { open, rename, type FileHandle } from 'node:fs/promises';
+import { closeSync, existsSync, fdatasync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeSync, writevSync, ftruncateSync } from 'node:fs';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { crc32 } from 'node:zlib';
 import { join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Actor, ActorContext, ActorSpec } from '../runtime/actor';
@@ -31,11 +33,14 @@ import { DeferredReply, replyError } from '../runtime/actor';
 import { MalformedMessageError } from '../actors/raft/core/errors';
 import { encodeEntries } from '../actors/raft/codec';
 import { TERM_ZERO } from '../actors/raft/core/types';
-import type { Entry, HardState, NodeId, Term } from '../actors/raft/core/types';
-import { MemoryStore, validIndex } from './memory-storage';
+import type { Entry, HardState, LogIndex, NodeId, SnapshotMeta, Term } from '../actors/raft/core/types';
+import { isRefusal, MemoryStore, validIndex } from './memory-storage';
 import { planLogWrite, replayRecord } from './durable-store';
-import { CorruptLogError, encodeRecord, replayRecords } from './record-log';
-import { StorageContractError, type StorageMsg, type StoredState } from './storage';
+import { CorruptLogError, encodeRecord, replayRecords, type LogRecord } from './record-log';
+import { planSnapshotChunk, planSnapshotRead, readSnapshotId, sameMeta, type IncomingSnapshot } from './snapshot';
+import { SnapshotGoneError, StorageContractError, type StorageMsg, type StoredState } from './storage';
+
+const fdatasyncAsync = promisify(fdatasync);
 
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 export const MIN_SEGMENT_BYTES = 4096;
@@ -68,7 +73,7 @@ export class StorageIoError extends Error {
   }
 }
 
-const STAT = { fsyncs: 0, batches: 1, records: 2, entries: 3, bytes: 4, segmentsCreated: 5, hardStateWrites: 6 } as const;
+const STAT = { fsyncs: 0, batches: 1, records: 2, entries: 3, bytes: 4, segmentsCreated: 5, hardStateWrites: 6, snapshotsWritten: 7, purges: 8, segmentsDeleted: 9 } as const;
 type StatName = keyof typeof STAT;
 
 /**
@@ -86,7 +91,8 @@ export class FileStorageStats {
   add(name: StatName, n = 1): void { this.counters[STAT[name]] += n; }
   /**
    * Since this actor started: fsyncs (fdatasync and fsync calls, every file and the directory),
-   * batches (log flushes), records, entries and bytes written to the log, segments created, hard states written.
+   * batches (log flushes), records, entries and bytes written to the log, segments created, hard states written,
+   * snapshots made current, purges recorded (log-start writes) and segments deleted by them.
    */
   read(): Record<StatName, number> {
     const out = {} as Record<StatName, number>;
@@ -100,8 +106,14 @@ const segmentName = (seq: number): string => `segment-${String(seq).padStart(10,
 const HARD_STATE = 'hard-state';
 const HARD_STATE_TMP = 'hard-state.tmp';
 const LOCK = 'LOCK';
+const SNAPSHOT_META = 'snapshot.meta';
+const LOG_START = 'log-start';
+const SNAP_FILE_RE = /^snapshot-[A-Za-z0-9_-]{1,128}\.(tmp|snap)$/;
+const snapName = (id: string): string => `snapshot-${id}.snap`;
+const snapTmpName = (id: string): string => `snapshot-${id}.tmp`;
 
-interface Segment { readonly seq: number; readonly path: string; size: number }
+/** A log segment: `maxIndex` is the highest entry index any append record in it carried (a purge through it may delete it). */
+interface Segment { readonly seq: number; readonly path: string; size: number; maxIndex: number }
 
 /** What recovery found in a data directory. */
 export interface RecoveredDir {
@@ -114,6 +126,13 @@ export interface RecoveredDir {
   readonly unsealed: Segment | null;
   /** True when the directory holds no hard-state file yet (never opened, or a crash while first opening it). */
   readonly fresh: boolean;
+  /** The current snapshot (snapshot.meta), its file verified; null when none. */
+  readonly snapshot: SnapshotMeta | null;
+  /** From log-start: entries through this index were purged (0: none), and the log starts at segment `firstSegment`. */
+  readonly purgedThrough: LogIndex;
+  readonly firstSegment: number;
+  /** Files a crash left unfinished that recovery deletes (with `repair`) or would delete. */
+  readonly removed: string[];
 }
 
 /** Checks the options at the boundary; throws TypeError or RangeError naming the field. */
@@ -131,10 +150,39 @@ export function validateFileStorageOptions(opts: FileStorageOptions): Required<O
   return { dir: resolve(opts.dir), segmentBytes, stats: opts.stats };
 }
 
+/** Reads a file that must hold exactly one whole record of `type`; anything else is CorruptLogError naming it. */
+function readSingleRecord<T extends LogRecord['type']>(path: string, type: T, what: string): Extract<LogRecord, { type: T }> {
+  const bytes = readFileSync(path);
+  const replay = replayRecords(bytes, path);
+  const rec = replay.records[0];
+  if (replay.records.length !== 1 || replay.tornBytes > 0 || rec.type !== type) {
+    throw new CorruptLogError(path, replay.validBytes === bytes.byteLength ? 0 : replay.validBytes, `the ${what} file must hold exactly one whole ${type} record (found ${replay.records.length} records, ${replay.tornBytes} bytes of damage)`);
+  }
+  return rec as Extract<LogRecord, { type: T }>;
+}
+
+/** crc32 of a file, read in 1 MiB pieces. */
+function fileCrc32(path: string): number {
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(1024 * 1024);
+    let crc = 0;
+    for (let pos = 0; ;) {
+      const n = readSync(fd, buf, 0, buf.byteLength, pos);
+      if (n <= 0) return crc >>> 0;
+      crc = crc32(buf.subarray(0, n), crc);
+      pos += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
  * Reads a data directory back and verifies it (the recovery of FileStorage). With `repair`, cuts a
- * torn tail and finishes an interrupted segment change; without, changes nothing (for inspection).
- * Throws CorruptLogError for anything that is not a torn tail.
+ * torn tail, finishes an interrupted segment change, and deletes what a crash left unfinished
+ * (segments below the log start, unfinished or replaced snapshot files, temp files); without,
+ * changes nothing (for inspection). Throws CorruptLogError for anything that is not a torn tail.
  */
 export function recoverDir(dir: string, opts: { repair: boolean; onTornTail?: (file: string, tornBytes: number) => void }): RecoveredDir {
   const store = new MemoryStore();
@@ -142,31 +190,59 @@ export function recoverDir(dir: string, opts: { repair: boolean; onTornTail?: (f
   const hsPath = join(dir, HARD_STATE);
   const fresh = !names.includes(HARD_STATE);
   let hardState: HardState = { currentTerm: TERM_ZERO, votedFor: null };
-  if (!fresh) {
-    const bytes = readFileSync(hsPath);
-    const replay = replayRecords(bytes, hsPath);
-    const rec = replay.records[0];
-    if (replay.records.length !== 1 || replay.tornBytes > 0 || rec.type !== 'hardState') {
-      throw new CorruptLogError(hsPath, replay.validBytes === bytes.byteLength ? 0 : replay.validBytes, `the hard-state file must hold exactly one whole hardState record (found ${replay.records.length} records, ${replay.tornBytes} bytes of damage)`);
-    }
-    hardState = rec.hardState;
+  if (!fresh) hardState = readSingleRecord(hsPath, 'hardState', 'hard-state').hardState;
+
+  // The snapshot: snapshot.meta names it, and its .snap must be whole (size and crc32 checked).
+  let snapshot: SnapshotMeta | null = null;
+  if (names.includes(SNAPSHOT_META)) {
+    snapshot = readSingleRecord(join(dir, SNAPSHOT_META), 'snapshotMeta', 'snapshot.meta').meta;
+    const snapPath = join(dir, snapName(snapshot.id));
+    if (!names.includes(snapName(snapshot.id))) throw new CorruptLogError(snapPath, 0, `snapshot.meta names snapshot ${snapshot.id}, but its file is missing (it is made durable before snapshot.meta names it)`);
+    const size = statSync(snapPath).size;
+    if (size !== snapshot.byteLength) throw new CorruptLogError(snapPath, Math.min(size, snapshot.byteLength), `the snapshot file holds ${size} bytes, snapshot.meta says ${snapshot.byteLength}`);
+    const crc = fileCrc32(snapPath);
+    if (crc !== snapshot.checksum) throw new CorruptLogError(snapPath, 0, `crc32 of the snapshot file is ${crc}, snapshot.meta says ${snapshot.checksum}`);
   }
-  const segments: Segment[] = names.map((n) => SEGMENT_RE.exec(n)).filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => ({ seq: Number(m[1]), path: join(dir, m[0]), size: 0 }))
+  const leftovers = names.filter((n) => (SNAP_FILE_RE.test(n) && (snapshot === null || n !== snapName(snapshot.id))) || n === `${SNAPSHOT_META}.tmp` || n === `${LOG_START}.tmp`);
+
+  // Where the log starts: entries through purgedThrough were purged, segments below firstSegment deleted.
+  let purgedThrough = 0;
+  let firstSegment = 1;
+  const lsPath = join(dir, LOG_START);
+  if (names.includes(LOG_START)) {
+    const ls = readSingleRecord(lsPath, 'logStart', 'log-start');
+    purgedThrough = ls.purgedThrough;
+    firstSegment = ls.firstSegment;
+    if (firstSegment < 1) throw new CorruptLogError(lsPath, 0, `log-start names segment ${firstSegment} as the first`);
+    if (purgedThrough > 0 && (snapshot === null || purgedThrough > snapshot.lastIncludedIndex)) {
+      throw new CorruptLogError(lsPath, 0, `entries through ${purgedThrough} were purged, but ${snapshot === null ? 'there is no snapshot' : `the snapshot covers only through ${snapshot.lastIncludedIndex}`} (a purge is written only after the snapshot covering it is durable)`);
+    }
+  }
+
+  const allSegments: Segment[] = names.map((n) => SEGMENT_RE.exec(n)).filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ seq: Number(m[1]), path: join(dir, m[0]), size: 0, maxIndex: 0 }))
     .sort((a, b) => a.seq - b.seq);
+  // Segments below the log start: a crash after log-start was replaced but before they were deleted.
+  const stale = allSegments.filter((sg) => sg.seq < firstSegment);
+  const segments = allSegments.filter((sg) => sg.seq >= firstSegment);
   // A first opening creates segment 1, then the hard-state file: an empty segment 1 alone is a
   // crash during that; any other log without a hard state has lost its term and vote, and a hard
   // state without segment 1 has lost its log.
-  if (fresh && segments.length > 0 && !(segments.length === 1 && segments[0].seq === 1 && statSync(segments[0].path).size === 0)) {
+  const onlyEmptySegment1 = allSegments.length === 1 && allSegments[0].seq === 1 && statSync(allSegments[0].path).size === 0;
+  if (fresh && ((allSegments.length > 0 && !onlyEmptySegment1) || names.includes(LOG_START) || snapshot !== null)) {
     throw new CorruptLogError(hsPath, 0, 'the hard-state file is missing but the log exists: the term and vote are lost, and starting could vote twice in a term');
   }
   if (!fresh && segments.length === 0) {
-    throw new CorruptLogError(join(dir, segmentName(1)), 0, 'segment 1 is missing: the hard-state file exists, which is written only once segment 1 is on disk');
+    throw new CorruptLogError(join(dir, segmentName(firstSegment)), 0, firstSegment === 1
+      ? 'segment 1 is missing: the hard-state file exists, which is written only once segment 1 is on disk'
+      : `segment ${firstSegment} is missing: log-start names it as the first segment`);
   }
   for (let i = 0; i < segments.length; i++) {
-    const expected = i === 0 ? 1 : segments[i - 1].seq + 1;
-    if (segments[i].seq !== expected) throw new CorruptLogError(join(dir, segmentName(expected)), 0, `segment ${expected} is missing (found ${segments.map((s) => s.seq).join(', ')})`);
+    const expected = i === 0 ? firstSegment : segments[i - 1].seq + 1;
+    if (segments[i].seq !== expected) throw new CorruptLogError(join(dir, segmentName(expected)), 0, `segment ${expected} is missing (found ${segments.map((sg) => sg.seq).join(', ')}${firstSegment > 1 ? `; the log starts at segment ${firstSegment}` : ''})`);
   }
+  store.firstIndex = (purgedThrough + 1) as LogIndex;
+  store.snapshot = snapshot;
   let tornBytes = 0;
   let unsealed: Segment | null = null;
   for (let i = 0; i < segments.length; i++) {
@@ -184,8 +260,8 @@ export function recoverDir(dir: string, opts: { repair: boolean; onTornTail?: (f
         sealed = true;
         return;
       }
-      if (rec.type === 'hardState') throw new CorruptLogError(seg.path, at, 'a hardState record in a log segment');
-      replayRecord(store, rec, seg.path, at);
+      if (rec.type !== 'append' && rec.type !== 'truncate') throw new CorruptLogError(seg.path, at, `a ${rec.type} record in a log segment`);
+      seg.maxIndex = Math.max(seg.maxIndex, replayRecord(store, rec, seg.path, at).lastEntry);
     });
     if (!isLast) {
       if (replay.tornBytes > 0) throw new CorruptLogError(seg.path, replay.validBytes, `${replay.tornBytes} damaged bytes at the end of a closed segment (only the last segment can have a torn tail)`);
@@ -213,17 +289,23 @@ export function recoverDir(dir: string, opts: { repair: boolean; onTornTail?: (f
     const fd = openSync((unsealed as Segment).path, 'a');
     try { writeSync(fd, encodeRecord({ type: 'seal', next: (unsealed as Segment).seq + 1 })); fsyncSync(fd); } finally { closeSync(fd); }
   }
+  if (opts.repair && stale.length + leftovers.length > 0) {
+    for (const sg of stale) unlinkSync(sg.path);
+    for (const n of leftovers) unlinkSync(join(dir, n));
+    fsyncDirSync(dir);
+  }
   store.hardState = hardState;
-  return { hardState, store, segments, tornBytes, unsealed, fresh };
+  return { hardState, store, segments, tornBytes, unsealed, fresh, snapshot, purgedThrough: purgedThrough as LogIndex, firstSegment, removed: [...stale.map((sg) => sg.path), ...leftovers.map((n) => join(dir, n))] };
 }
 
 /**
  * Reads a node's data directory without changing it: for tools and tests, while the node is stopped.
+ * `entries` starts at `firstIndex` (entries below it were purged behind `snapshot`).
  * @example const { hardState, entries } = await readFileStorage('./data/1');
  */
-export async function readFileStorage(dir: string): Promise<{ hardState: HardState; entries: Entry[]; tornBytes: number }> {
+export async function readFileStorage(dir: string): Promise<{ hardState: HardState; snapshot: SnapshotMeta | null; firstIndex: LogIndex; entries: Entry[]; tornBytes: number }> {
   const r = recoverDir(resolve(dir), { repair: false });
-  return { hardState: r.hardState, entries: r.store.log.slice(), tornBytes: r.tornBytes };
+  return { hardState: r.hardState, snapshot: r.snapshot, firstIndex: r.store.firstIndex, entries: r.store.log.slice(), tornBytes: r.tornBytes };
 }
 
 function validNodeId(v: unknown): NodeId {
@@ -287,8 +369,9 @@ function releaseLock(dir: string, mine: string): void {
   } catch { /* already gone */ }
 }
 
-interface Batch { buffers: Uint8Array[]; bytes: number; records: number; entries: number; replies: DeferredReply<unknown>[]; values: unknown[] }
-const emptyBatch = (): Batch => ({ buffers: [], bytes: 0, records: 0, entries: 0, replies: [], values: [] });
+/** Log writes (and purges) waiting for the next flush; `purge` is the highest purge point among them, `maxIndex` the highest entry index appended. */
+interface Batch { buffers: Uint8Array[]; bytes: number; records: number; entries: number; maxIndex: number; purge: number | null; replies: DeferredReply<unknown>[]; values: unknown[] }
+const emptyBatch = (): Batch => ({ buffers: [], bytes: 0, records: 0, entries: 0, maxIndex: 0, purge: null, replies: [], values: [] });
 
 export class FileStorageActor implements Actor<StorageMsg> {
   private readonly opts: ReturnType<typeof validateFileStorageOptions>;
@@ -296,7 +379,15 @@ export class FileStorageActor implements Actor<StorageMsg> {
   private store!: MemoryStore;
   private ctx!: ActorContext;
   private segment!: Segment;
+  /** The live segments, oldest first; the last is `segment`. */
+  private segments: Segment[] = [];
   private fh!: FileHandle;
+  /** The durable current snapshot, and a descriptor of its file for reads. (`store.snapshot` is the latest accepted, maybe still being made durable.) */
+  private snap: { meta: SnapshotMeta; fd: number } | null = null;
+  /** The snapshot being received into its .tmp file. */
+  private incoming: { state: IncomingSnapshot; fd: number; path: string } | null = null;
+  /** Finished snapshots being made durable, one after the other; never rejects. */
+  private snapChain: Promise<void> = Promise.resolve();
   private dirFh!: FileHandle;
   /** Log writes waiting for the next flush. */
   private batch = emptyBatch();
@@ -326,9 +417,12 @@ export class FileStorageActor implements Actor<StorageMsg> {
         onTornTail: (file, tornBytes) => ctx.logger.warn({ file, tornBytes }, 'recovery cut a torn tail (a write the crash cut short; it was never acknowledged)'),
       });
       this.store = rec.store;
+      if (rec.removed.length > 0) ctx.logger.info({ files: rec.removed }, 'recovery deleted files a crash left unfinished (never acknowledged, or already replaced)');
+      this.segments = rec.segments;
       let seg = rec.segments[rec.segments.length - 1];
       if (seg === undefined) {
-        seg = { seq: 1, path: join(dir, segmentName(1)), size: 0 };
+        seg = { seq: 1, path: join(dir, segmentName(1)), size: 0, maxIndex: 0 };
+        this.segments = [seg];
         closeSync(openSync(seg.path, 'wx'));
         fsyncDirSync(dir);
         this.stats.add('fsyncs');
@@ -340,20 +434,32 @@ export class FileStorageActor implements Actor<StorageMsg> {
       this.segment = seg;
       this.fh = await open(seg.path, 'a');
       this.dirFh = await open(dir, 'r');
-      ctx.logger.info({ dir, segments: Math.max(1, rec.segments.length), lastIndex: this.store.lastIndex(), term: this.store.hardState.currentTerm, tornBytes: rec.tornBytes }, 'file storage recovered');
+      if (rec.snapshot !== null) this.snap = { meta: rec.snapshot, fd: openSync(join(dir, snapName(rec.snapshot.id)), 'r') };
+      ctx.logger.info({
+        dir, segments: this.segments.length, firstSegment: this.segments[0].seq, firstIndex: this.store.firstIndex, lastIndex: this.store.lastIndex(),
+        snapshot: rec.snapshot?.id ?? null, term: this.store.hardState.currentTerm, tornBytes: rec.tornBytes,
+      }, 'file storage recovered');
     } catch (err) {
       releaseLock(dir, this.lock);
       throw err;
     }
   }
 
-  /** A write the contract forbids is refused (StorageContractError) and changes nothing; the actor goes on. */
+  /**
+   * A write the contract forbids is refused (StorageContractError, MalformedMessageError) and
+   * changes nothing; so are a purged read, a gone snapshot and a snapshot whose bytes do not match
+   * its meta. The actor goes on. A failed write or read stops it (StorageIoError).
+   */
   receive(msg: StorageMsg): unknown {
     if (this.failure) return replyError(this.failure);
     try {
       return this.handle(msg);
     } catch (err) {
-      if (err instanceof StorageContractError || err instanceof MalformedMessageError) return replyError(err);
+      if (isRefusal(err) || err instanceof MalformedMessageError) return replyError(err);
+      if (err instanceof StorageIoError) {
+        this.fail(err, []);
+        return replyError(err);
+      }
       throw err;
     }
   }
@@ -362,9 +468,21 @@ export class FileStorageActor implements Actor<StorageMsg> {
     if (msg === null || typeof msg !== 'object') throw new StorageContractError(`expected a storage message object, got ${String(msg)}`);
     switch (msg.type) {
       case 'getInitialState':
-        return { hardState: this.store.hardState, entries: encodeEntries(this.store.log) } satisfies StoredState;
+        return { hardState: this.store.hardState, snapshot: this.snap?.meta ?? null, firstIndex: this.store.firstIndex, entries: encodeEntries(this.store.log) } satisfies StoredState;
       case 'getEntries':
         return encodeEntries(this.store.slice(validIndex(msg.from, 'from'), validIndex(msg.toExclusive, 'toExclusive')));
+      case 'getSnapshot':
+        return this.snap?.meta ?? null;
+      case 'readSnapshot':
+        return this.readSnapshot(msg);
+      case 'writeSnapshot':
+        return this.writeSnapshot(msg);
+      case 'purgeLog': {
+        const through = validIndex(msg.throughIndex, 'throughIndex');
+        // Checked against the latest accepted snapshot; the purge is written only once that one is durable.
+        if (this.store.purge(through)) this.batch.purge = Math.max(this.batch.purge ?? 0, through);
+        return this.enqueue(undefined);
+      }
       case 'saveHardState': return this.saveHardState(msg.hardState);
       case 'appendEntries': case 'replicateEntries': case 'truncate': {
         const w = planLogWrite(this.store, msg);
@@ -376,6 +494,7 @@ export class FileStorageActor implements Actor<StorageMsg> {
           this.batch.records++;
         }
         this.batch.entries += w.entries.length;
+        if (w.entries.length > 0) this.batch.maxIndex = Math.max(this.batch.maxIndex, w.entries[w.entries.length - 1].index);
         this.batch.replies.push(reply);
         this.batch.values.push(w.value);
         if (this.flushing === null) this.flushing = Promise.resolve().then(() => this.flushLoop());
@@ -388,12 +507,152 @@ export class FileStorageActor implements Actor<StorageMsg> {
     }
   }
 
+  /** A reply that joins the current log batch: answered after its flush, in order with the log writes. */
+  private enqueue(value: unknown): DeferredReply<unknown> {
+    const reply = new DeferredReply<unknown>();
+    this.batch.replies.push(reply);
+    this.batch.values.push(value);
+    if (this.flushing === null) this.flushing = Promise.resolve().then(() => this.flushLoop());
+    return reply;
+  }
+
+  /** Up to maxBytes of the durable current snapshot, read from its file (pread). */
+  private readSnapshot(msg: Extract<StorageMsg, { type: 'readSnapshot' }>): Uint8Array {
+    const id = readSnapshotId(msg);
+    const snap = this.snap;
+    if (snap === null || snap.meta.id !== id) throw new SnapshotGoneError(id);
+    const { offset, length } = planSnapshotRead(msg, snap.meta.byteLength);
+    const out = new Uint8Array(length);
+    const path = join(this.opts.dir, snapName(id));
+    for (let got = 0; got < length;) {
+      const n = this.ioSync('read', path, () => readSync(snap.fd, out, got, length - got, offset + got));
+      if (n <= 0) throw new StorageIoError('read', path, `the file ended at ${offset + got} bytes, snapshot.meta says ${snap.meta.byteLength}`);
+      got += n;
+    }
+    return out;
+  }
+
+  /**
+   * One chunk into snapshot-<id>.tmp (written to the page cache at once). On `done`, with length and
+   * crc32 checked: renamed to snapshot-<id>.snap, then made durable and current on the snapshot chain.
+   */
+  private writeSnapshot(msg: Extract<StorageMsg, { type: 'writeSnapshot' }>): unknown {
+    const p = planSnapshotChunk(this.incoming?.state ?? null, msg);
+    this.store.checkCovers(p.meta);
+    const latest = this.store.snapshot;
+    if (latest !== null && latest.id === p.meta.id && !sameMeta(latest, p.meta)) {
+      throw new StorageContractError(`snapshot ${p.meta.id} is already the current snapshot, with a different meta`);
+    }
+    if (p.restart || p.failure) this.dropIncoming();
+    if (p.failure) throw p.failure;
+    const { dir } = this.opts;
+    if (p.restart) {
+      const path = join(dir, snapTmpName(p.meta.id));
+      this.incoming = { state: p.next, fd: this.ioSync('create', path, () => openSync(path, 'w')), path };
+    }
+    const inc = this.incoming!;
+    for (let put = 0; put < p.data.byteLength;) {
+      put += this.ioSync('write', inc.path, () => writeSync(inc.fd, p.data, put, p.data.byteLength - put, msg.offset + put));
+    }
+    inc.state = p.next;
+    if (!p.complete) return undefined;
+    this.incoming = null;
+    const reply = new DeferredReply<unknown>();
+    if (latest !== null && latest.id === p.meta.id) {
+      // The same snapshot again (a retried transfer): the one accepted already is (or is becoming) durable.
+      closeSync(inc.fd);
+      rmSync(inc.path, { force: true });
+      this.snapChain = this.snapChain.then(() => { if (this.failure) reply.reject(this.failure); else reply.resolve(undefined); });
+      return reply;
+    }
+    const snapPath = join(dir, snapName(p.meta.id));
+    this.ioSync('rename', inc.path, () => renameSync(inc.path, snapPath));
+    this.store.snapshot = p.meta;
+    this.snapChain = this.snapChain.then(() => this.finishSnapshot(p.meta, inc.fd, snapPath, reply));
+    return reply;
+  }
+
+  /** Makes a finished snapshot durable and current: fdatasync its file, fsync the directory, replace snapshot.meta, delete the previous file. */
+  private async finishSnapshot(meta: SnapshotMeta, fd: number, snapPath: string, reply: DeferredReply<unknown>): Promise<void> {
+    try {
+      if (this.failure) throw this.failure;
+      try {
+        await this.io('fdatasync', snapPath, () => fdatasyncAsync(fd));
+      } finally {
+        closeSync(fd);
+      }
+      await this.io('fsync', this.opts.dir, () => this.dirFh.sync());
+      await this.writeAtomic(SNAPSHOT_META, encodeRecord({ type: 'snapshotMeta', meta }));
+      const old = this.snap;
+      this.snap = { meta, fd: this.ioSync('open', snapPath, () => openSync(snapPath, 'r')) };
+      if (old !== null) {
+        closeSync(old.fd);
+        const oldPath = join(this.opts.dir, snapName(old.meta.id));
+        await this.io('unlink', oldPath, () => unlink(oldPath)); // an orphan left by a crash here is deleted at start
+      }
+      this.stats.add('fsyncs', 2);
+      this.stats.add('snapshotsWritten');
+      reply.resolve(undefined);
+    } catch (err) {
+      this.fail(err as Error, [reply]);
+    }
+  }
+
+  /** Closes and deletes the unfinished snapshot's .tmp file, if any. */
+  private dropIncoming(): void {
+    const inc = this.incoming;
+    if (inc === null) return;
+    this.incoming = null;
+    closeSync(inc.fd);
+    rmSync(inc.path, { force: true });
+  }
+
+  /**
+   * Records a purge through `through` (after every snapshot accepted so far is durable): replaces
+   * log-start, then deletes the segments all of whose entries it covers (never the current one).
+   */
+  private async persistPurge(through: number): Promise<void> {
+    await this.snapChain;
+    if (this.failure) throw this.failure;
+    let k = 0;
+    while (k < this.segments.length - 1 && this.segments[k].maxIndex <= through) k++;
+    const first = this.segments[k].seq;
+    await this.writeAtomic(LOG_START, encodeRecord({ type: 'logStart', purgedThrough: through as LogIndex, firstSegment: first }));
+    this.stats.add('fsyncs', 2);
+    this.stats.add('purges');
+    if (k === 0) return;
+    const gone = this.segments.slice(0, k);
+    this.segments = this.segments.slice(k);
+    for (const sg of gone) await this.io('unlink', sg.path, () => unlink(sg.path));
+    await this.io('fsync', this.opts.dir, () => this.dirFh.sync());
+    this.stats.add('fsyncs');
+    this.stats.add('segmentsDeleted', k);
+  }
+
+  /** Replaces `dir/name` atomically: write name.tmp, fdatasync, rename, fsync the directory. */
+  private async writeAtomic(name: string, bytes: Uint8Array): Promise<void> {
+    const { dir } = this.opts;
+    const tmp = join(dir, `${name}.tmp`);
+    const fh = await this.io('create', tmp, () => open(tmp, 'w'));
+    try {
+      this.ioSync('write', tmp, () => writeAll(fh.fd, [bytes], bytes.byteLength));
+      await this.io('fdatasync', tmp, () => fh.datasync());
+    } finally {
+      await fh.close();
+    }
+    await this.io('rename', tmp, () => rename(tmp, join(dir, name)));
+    await this.io('fsync', dir, () => this.dirFh.sync());
+  }
+
   async stopped(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     // Let writes already handed to the disk finish; their askers are gone, but the bytes are ours.
-    await Promise.allSettled([this.flushing, this.hsWriting]);
+    await Promise.allSettled([this.flushing, this.hsWriting, this.snapChain]);
     await Promise.allSettled([this.fh?.close(), this.dirFh?.close()]);
+    for (const fd of [this.incoming?.fd, this.snap?.fd]) if (fd !== undefined) try { closeSync(fd); } catch { /* already closed */ }
+    this.incoming = null;
+    this.snap = null;
     releaseLock(this.opts.dir, this.lock);
   }
 
@@ -408,12 +667,14 @@ export class FileStorageActor implements Actor<StorageMsg> {
           this.ioSync('write', this.segment.path, () => writeAll(this.fh.fd, b.buffers, b.bytes));
           await this.io('fdatasync', this.segment.path, () => this.fh.datasync());
           this.segment.size += b.bytes;
+          this.segment.maxIndex = Math.max(this.segment.maxIndex, b.maxIndex);
           this.stats.add('fsyncs');
           this.stats.add('batches');
           this.stats.add('records', b.records);
           this.stats.add('entries', b.entries);
           this.stats.add('bytes', b.bytes);
         }
+        if (b.purge !== null) await this.persistPurge(b.purge);
         for (let i = 0; i < b.replies.length; i++) b.replies[i].resolve(b.values[i]);
         b = emptyBatch();
         if (this.segment.size >= this.opts.segmentBytes) await this.roll();
@@ -427,7 +688,7 @@ export class FileStorageActor implements Actor<StorageMsg> {
 
   /** Starts the next segment: make it durable first, then seal the full one (recovery relies on the order). */
   private async roll(): Promise<void> {
-    const next: Segment = { seq: this.segment.seq + 1, path: join(this.opts.dir, segmentName(this.segment.seq + 1)), size: 0 };
+    const next: Segment = { seq: this.segment.seq + 1, path: join(this.opts.dir, segmentName(this.segment.seq + 1)), size: 0, maxIndex: 0 };
     const fh = await this.io('create', next.path, () => open(next.path, 'wx'));
     await this.io('fsync', this.opts.dir, () => this.dirFh.sync());
     const seal = encodeRecord({ type: 'seal', next: next.seq });
@@ -438,6 +699,7 @@ export class FileStorageActor implements Actor<StorageMsg> {
     this.stats.add('segmentsCreated');
     this.fh = fh;
     this.segment = next;
+    this.segments.push(next);
     this.ctx.logger.debug({ segment: next.path }, 'started a new log segment');
   }
 

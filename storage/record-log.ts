@@ -16,7 +16,8 @@
  * data. This also catches a damaged length field that points past the end of the file.
  */
 import { crc32 } from 'node:zlib';
-import type { HardState, LogIndex, NodeId, Term } from '../actors/raft/core/types';
+import type { HardState, LogIndex, NodeId, SnapshotMeta, Term } from '../actors/raft/core/types';
+import { validateSnapshotMeta } from './snapshot';
 
 export type LogRecord =
   | { readonly type: 'hardState'; readonly hardState: HardState }
@@ -27,9 +28,20 @@ export type LogRecord =
    * The last record of a full log segment: the segment is closed and segment `next` exists and is
    * durable (it is written only after the next segment file is), so a missing segment is detected.
    */
-  | { readonly type: 'seal'; readonly next: number };
+  | { readonly type: 'seal'; readonly next: number }
+  /** Every entry at index <= throughIndex was purged behind a snapshot (the simulator's log). */
+  | { readonly type: 'purge'; readonly throughIndex: LogIndex }
+  /**
+   * Where FileStorage's log starts (its `log-start` file): entries <= purgedThrough are purged, and
+   * segments below firstSegment are deleted.
+   */
+  | { readonly type: 'logStart'; readonly purgedThrough: LogIndex; readonly firstSegment: number }
+  /** The current snapshot's meta (FileStorage's `snapshot.meta` file, and the simulator's log), as JSON. */
+  | { readonly type: 'snapshotMeta'; readonly meta: SnapshotMeta };
 
-const TYPE = { hardState: 1, append: 2, truncate: 3, seal: 4 } as const;
+const TYPE = { hardState: 1, append: 2, truncate: 3, seal: 4, purge: 5, logStart: 6, snapshotMeta: 7 } as const;
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
 const HEADER_BYTES = 8;
 /** Upper bound on one record's body: a corrupt length must not allocate gigabytes. */
 export const MAX_RECORD_BYTES = 256 * 1024 * 1024;
@@ -63,10 +75,12 @@ function getU53(view: DataView, at: number): number {
  */
 export function encodeRecord(rec: LogRecord): Uint8Array {
   let bodyLength: number;
+  const json = rec.type === 'snapshotMeta' ? utf8.encode(JSON.stringify(rec.meta)) : null;
   switch (rec.type) {
-    case 'hardState': bodyLength = 1 + 8 + 8; break;
+    case 'hardState': case 'logStart': bodyLength = 1 + 8 + 8; break;
     case 'append': bodyLength = 1 + rec.entries.byteLength; break;
-    case 'truncate': case 'seal': bodyLength = 1 + 8; break;
+    case 'truncate': case 'seal': case 'purge': bodyLength = 1 + 8; break;
+    case 'snapshotMeta': bodyLength = 1 + json!.byteLength; break;
   }
   if (bodyLength > MAX_RECORD_BYTES) throw new RangeError(`record of ${bodyLength} bytes exceeds ${MAX_RECORD_BYTES}`);
   const out = new Uint8Array(HEADER_BYTES + bodyLength);
@@ -86,6 +100,16 @@ export function encodeRecord(rec: LogRecord): Uint8Array {
       break;
     case 'seal':
       putU53(view, HEADER_BYTES + 1, rec.next);
+      break;
+    case 'purge':
+      putU53(view, HEADER_BYTES + 1, rec.throughIndex);
+      break;
+    case 'logStart':
+      putU53(view, HEADER_BYTES + 1, rec.purgedThrough);
+      putU53(view, HEADER_BYTES + 9, rec.firstSegment);
+      break;
+    case 'snapshotMeta':
+      out.set(json!, HEADER_BYTES + 1);
       break;
   }
   view.setUint32(4, checksum(out, 0, HEADER_BYTES + bodyLength));
@@ -122,9 +146,10 @@ function plausibleStart(bytes: Uint8Array, view: DataView, at: number): boolean 
   const bodyLength = view.getUint32(at);
   if (bodyLength === 0 || at + HEADER_BYTES + bodyLength > bytes.byteLength) return false;
   switch (bytes[at + HEADER_BYTES]) {
-    case TYPE.hardState: return bodyLength === 17;
-    case TYPE.truncate: case TYPE.seal: return bodyLength === 9;
+    case TYPE.hardState: case TYPE.logStart: return bodyLength === 17;
+    case TYPE.truncate: case TYPE.seal: case TYPE.purge: return bodyLength === 9;
     case TYPE.append: return bodyLength >= 5;
+    case TYPE.snapshotMeta: return bodyLength >= 3;
     default: return false;
   }
 }
@@ -179,6 +204,18 @@ function decodeBody(body: Uint8Array, view: DataView, at: number, file: string, 
     case TYPE.seal:
       need(9);
       return { type: 'seal', next: getU53(view, at + 1) };
+    case TYPE.purge:
+      need(9);
+      return { type: 'purge', throughIndex: getU53(view, at + 1) as LogIndex };
+    case TYPE.logStart:
+      need(17);
+      return { type: 'logStart', purgedThrough: getU53(view, at + 1) as LogIndex, firstSegment: getU53(view, at + 9) };
+    case TYPE.snapshotMeta:
+      try {
+        return { type: 'snapshotMeta', meta: validateSnapshotMeta(JSON.parse(utf8Decoder.decode(body.subarray(1)))) };
+      } catch (err) {
+        throw new CorruptLogError(file, offset, `a snapshotMeta record that does not hold a valid snapshot meta (${(err as Error).message})`);
+      }
     default:
       throw new CorruptLogError(file, offset, `unknown record type ${body[0]}`);
   }
