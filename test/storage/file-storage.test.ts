@@ -17,6 +17,8 @@ import {
   type FileStorageOptions,
 } from '../../storage/file-storage';
 import { CorruptLogError, encodeRecord } from '../../storage/record-log';
+import { crc32 } from 'node:zlib';
+import type { SnapshotMeta } from '../../actors/raft/core/types';
 import { StorageContractError, type StorageMsg, type StoredState } from '../../storage/storage';
 import { MalformedMessageError } from '../../actors/raft/core/errors';
 import { storageConformanceSuite, type StorageUnderTest } from './conformance';
@@ -452,6 +454,118 @@ describe('FileStorage', () => {
       const err = await openRefused(dir);
       expect(err.offset).to.equal(recordEnds[2]);
       expect(err.message).to.match(/does not fit the log before it/);
+    });
+  });
+
+  describe('snapshots and purges on disk', () => {
+    const snapMeta = (id: string, data: Uint8Array, last: number): SnapshotMeta => ({
+      id, lastIncludedIndex: ix(last), lastIncludedTerm: tm(1), membership: { members: [1 as NodeId], nonVoters: [], membersAfterConsensus: null },
+      membershipIndex: ix(0), byteLength: data.byteLength, checksum: crc32(data) >>> 0,
+    });
+    const putSnap = async (s: OpenStore, id: string, data: Uint8Array, last: number): Promise<void> => {
+      await s.ask({ type: 'writeSnapshot', meta: snapMeta(id, data, last), offset: 0, data: data.subarray(0, 100), done: false });
+      await s.ask({ type: 'writeSnapshot', meta: snapMeta(id, data, last), offset: 100, data: data.subarray(100), done: true });
+    };
+    const bytes = (n: number, k = 1): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 7 + k) & 0xff);
+
+    /** A closed directory with entries 1..200 over 4 KiB segments, snapshot 'snap-a' through 120, purged through 120. */
+    async function compactedDir(): Promise<string> {
+      const dir = h.tempDir();
+      const s = await h.open(dir, { segmentBytes: 4096 });
+      for (let b = 0; b < 20; b++) await append(s, entries(b * 10 + 1, b * 10 + 10, 1, 60));
+      await putSnap(s, 'snap-a', bytes(5000), 120);
+      await s.ask({ type: 'purgeLog', throughIndex: ix(120) });
+      await h.close(s);
+      return dir;
+    }
+
+    it('a finished snapshot is snapshot-<id>.snap plus snapshot.meta; an unfinished one a .tmp; a replaced one is deleted', async () => {
+      const dir = h.tempDir();
+      const s = await h.open(dir);
+      const a = bytes(3000);
+      await s.ask({ type: 'writeSnapshot', meta: snapMeta('a', a, 5), offset: 0, data: a.subarray(0, 100), done: false });
+      expect(readdirSync(dir)).to.include('snapshot-a.tmp');
+      expect(readdirSync(dir)).to.not.include('snapshot.meta');
+      await s.ask({ type: 'writeSnapshot', meta: snapMeta('a', a, 5), offset: 100, data: a.subarray(100), done: true });
+      expect(readdirSync(dir).filter((n) => n.startsWith('snapshot')).sort()).to.deep.equal(['snapshot-a.snap', 'snapshot.meta']);
+      expect(readFileSync(join(dir, 'snapshot-a.snap')).equals(Buffer.from(a))).to.equal(true);
+      expect(readFileSync(join(dir, 'snapshot.meta')).equals(Buffer.from(encodeRecord({ type: 'snapshotMeta', meta: snapMeta('a', a, 5) })))).to.equal(true);
+      await putSnap(s, 'b', bytes(4000, 2), 9);
+      expect(readdirSync(dir).filter((n) => n.startsWith('snapshot')).sort()).to.deep.equal(['snapshot-b.snap', 'snapshot.meta']);
+      await h.close(s);
+      expect((await readFileStorage(dir)).snapshot).to.deep.equal(snapMeta('b', bytes(4000, 2), 9));
+    });
+
+    it('a purge writes log-start and deletes the segments it covers whole (never the current one); recovery starts from there', async () => {
+      const stats = FileStorageStats.create();
+      const dir = h.tempDir();
+      let s = await h.open(dir, { segmentBytes: 4096, stats: stats.buffer });
+      for (let b = 0; b < 20; b++) await append(s, entries(b * 10 + 1, b * 10 + 10, 1, 60));
+      const before = segmentsOf(dir);
+      await putSnap(s, 'snap-a', bytes(5000), 120);
+      await s.ask({ type: 'purgeLog', throughIndex: ix(120) });
+      const after = segmentsOf(dir);
+      expect(after.length).to.be.lessThan(before.length);
+      const firstSeq = Number(/(\d{10})/.exec(after[0])![1]);
+      expect(stats.read().segmentsDeleted).to.equal(firstSeq - 1);
+      expect(readFileSync(join(dir, 'log-start')).equals(Buffer.from(encodeRecord({ type: 'logStart', purgedThrough: ix(120), firstSegment: firstSeq })))).to.equal(true);
+      s = await h.reopen(s, { segmentBytes: 4096 });
+      expect(await wholeLog(s)).to.deep.equal(entries(121, 200, 1, 60));
+      // Purging everything: the current segment stays, the log continues after the purge point.
+      await putSnap(s, 'snap-b', bytes(100, 3), 250);
+      await s.ask({ type: 'purgeLog', throughIndex: ix(250) });
+      expect(segmentsOf(dir)).to.deep.equal([segmentsOf(dir).at(-1)]);
+      s = await h.reopen(s, { segmentBytes: 4096 });
+      expect((await s.ask<StoredState>({ type: 'getInitialState' })).firstIndex).to.equal(251);
+      expect(await append(s, entries(251, 252))).to.equal(252);
+      await h.close(s);
+      const r = await readFileStorage(dir);
+      expect(r.firstIndex).to.equal(251);
+      expect(r.entries).to.deep.equal(entries(251, 252));
+    });
+
+    it('a crash after log-start was replaced but before the segments were deleted: recovery deletes them', async () => {
+      const dir = await compactedDir();
+      const start = segmentsOf(dir)[0];
+      const seq = Number(/(\d{10})/.exec(start)![1]);
+      const stale = join(dir, `segment-${String(seq - 1).padStart(10, '0')}.log`);
+      writeFileSync(stale, encodeRecord({ type: 'append', entries: encodeEntries(entries(1, 2)) }));
+      const s = await h.open(dir, { segmentBytes: 4096 });
+      expect(existsSync(stale)).to.equal(false);
+      expect(await wholeLog(s)).to.deep.equal(entries(121, 200, 1, 60));
+      await h.close(s);
+    });
+
+    it('leftover .tmp files and a .snap no meta names (a crash mid-snapshot) are deleted at start', async () => {
+      const dir = await compactedDir();
+      writeFileSync(join(dir, 'snapshot-half.tmp'), bytes(10));
+      writeFileSync(join(dir, 'snapshot-orphan.snap'), bytes(10));
+      writeFileSync(join(dir, 'snapshot.meta.tmp'), bytes(3));
+      writeFileSync(join(dir, 'log-start.tmp'), bytes(3));
+      const s = await h.open(dir, { segmentBytes: 4096 });
+      expect(readdirSync(dir).filter((n) => n.startsWith('snapshot') || n.startsWith('log-start')).sort()).to.deep.equal(['log-start', 'snapshot-snap-a.snap', 'snapshot.meta']);
+      expect((await s.ask<StoredState>({ type: 'getInitialState' })).snapshot!.id).to.equal('snap-a');
+      await h.close(s);
+    });
+
+    it('a damaged or cut .snap, a damaged or missing snapshot.meta, a missing .snap, a damaged log-start or a missing first segment: refuses, naming the file', async () => {
+      const cases: Array<[string, (dir: string) => void, string]> = [
+        ['flipped byte in the .snap', (d) => { const b = readFileSync(join(d, 'snapshot-snap-a.snap')); b[77] ^= 1; writeFileSync(join(d, 'snapshot-snap-a.snap'), b); }, 'snapshot-snap-a.snap'],
+        ['cut .snap', (d) => truncateSync(join(d, 'snapshot-snap-a.snap'), 4000), 'snapshot-snap-a.snap'],
+        ['missing .snap', (d) => unlinkSync(join(d, 'snapshot-snap-a.snap')), 'snapshot-snap-a.snap'],
+        ['damaged snapshot.meta', (d) => { const b = readFileSync(join(d, 'snapshot.meta')); b[20] ^= 1; writeFileSync(join(d, 'snapshot.meta'), b); }, 'snapshot.meta'],
+        ['missing snapshot.meta (log-start says entries were purged)', (d) => unlinkSync(join(d, 'snapshot.meta')), 'log-start'],
+        ['damaged log-start', (d) => { const b = readFileSync(join(d, 'log-start')); b[10] ^= 1; writeFileSync(join(d, 'log-start'), b); }, 'log-start'],
+        ['missing first segment', (d) => unlinkSync(join(d, segmentsOf(d)[0])), 'segment-'],
+      ];
+      for (const [what, damage, file] of cases) {
+        const dir = await compactedDir();
+        damage(dir);
+        const names = readdirSync(dir).sort();
+        const err = await openRefused(dir);
+        expect(err.file, what).to.include(join(dir, file));
+        expect(readdirSync(dir).sort(), `${what}: a refused start deletes nothing`).to.deep.equal(names);
+      }
     });
   });
 });
