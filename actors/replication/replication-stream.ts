@@ -211,7 +211,10 @@ export class ReplicationStream implements Actor<StreamMsg> {
       const prevIndex = this.nextIndex - 1;
       const prevTerm = this.termAt(prevIndex);
       if (prevTerm === null || this.entryAt(this.nextIndex) === undefined) {
-        this.fetch(Math.max(1, prevIndex));
+        // Read from prevIndex when its term is unknown, else from nextIndex: a known prevTerm may be
+        // the match's, and the match may be a snapshot's last index, purged from the log (reading
+        // it would answer LogPurgedError and send the snapshot again).
+        this.fetch(prevTerm !== null ? this.nextIndex : Math.max(1, prevIndex));
         return;
       }
       const from = this.nextIndex - this.bufferStart;
@@ -251,8 +254,13 @@ export class ReplicationStream implements Actor<StreamMsg> {
     this.fetching = false;
     const entries = bytes ? decodeEntries(bytes) : [];
     if (entries.length === 0) { this.pausedUntilMs = this.ctx.clock.now() + this.args.config.heartbeatIntervalMs; return; }
-    // Prepend when the fetched range ends where the buffer starts; otherwise it replaces the buffer.
+    // Append when the fetched range starts where the buffer ends, prepend when it ends where the
+    // buffer starts; otherwise it replaces (the overlapped part of) the buffer.
     const end = entries[entries.length - 1].index + 1;
+    if (this.buffer.length > 0 && entries[0].index === this.bufferStart + this.buffer.length) {
+      for (const e of entries) this.buffer.push(e);
+      return this.pump();
+    }
     if (this.buffer.length > 0 && end === this.bufferStart) this.buffer = entries.concat(this.buffer);
     else if (this.buffer.length === 0 || end < this.bufferStart) this.buffer = entries;
     else this.buffer = entries.concat(this.buffer.slice(end - this.bufferStart));
