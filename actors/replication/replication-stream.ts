@@ -9,6 +9,13 @@
  * buffer holds (it was partitioned, or its log had to be repaired), the stream reads the entries
  * it needs from storage, then returns to line rate once it reaches the buffer.
  *
+ * Snapshot mode (paper 7): when the follower needs entries the leader has purged behind a snapshot
+ * (storage answers `getEntries` with LogPurgedError), the stream sends it the current snapshot
+ * instead, as InstallSnapshot chunks of at most `snapshotMaxChunkBytes`, one in flight at a time.
+ * No appends go out meanwhile; heartbeats do (anchored at the match, they never conflict). Once the
+ * last chunk is acknowledged the follower matches at the snapshot's last included index, and the
+ * stream goes back to appends from the entry after it.
+ *
  * The stream is idle until the Raft actor tells it to lead, and goes idle again when told, or when
  * a response carries a higher term.
  */
@@ -17,7 +24,7 @@ import type { Actor, ActorContext, ActorRef, TimerId } from '../../runtime/actor
 import { decodeEntries, decodeResponse, encodeRequest } from '../raft/codec';
 import { MalformedMessageError } from '../raft/core/errors';
 import type { RaftConfig } from '../raft/core/config';
-import type { AppendEntriesRequest, Entry, LogIndex, NodeId, Term } from '../raft/core/types';
+import type { AppendEntriesRequest, Entry, InstallSnapshotRequest, LogIndex, NodeId, SnapshotMeta, Term } from '../raft/core/types';
 import type { NetworkMsg } from '../../network/network';
 import type { StorageMsg } from '../../storage/storage';
 
@@ -39,7 +46,13 @@ export type StreamMsg =
   | { readonly type: 'commit'; readonly commitIndex: LogIndex }
   | { readonly type: 'heartbeat' }
   | { readonly type: 'response'; readonly epoch: number; readonly seq: number; readonly bytes: Uint8Array | null; readonly error: string | null }
-  | { readonly type: 'fetched'; readonly epoch: number; readonly bytes: Uint8Array | null };
+  /** `purged`: storage refused with LogPurgedError (the entries are behind a snapshot). */
+  | { readonly type: 'fetched'; readonly epoch: number; readonly bytes: Uint8Array | null; readonly purged?: boolean }
+  // Snapshot mode: each answer carries the transfer's epoch and the token of the one step it answers.
+  | { readonly type: 'snapshotFound'; readonly epoch: number; readonly token: number; readonly meta: SnapshotMeta | null; readonly error: string | null }
+  | { readonly type: 'snapshotRead'; readonly epoch: number; readonly token: number; readonly data: Uint8Array | null; readonly gone: boolean; readonly error: string | null }
+  | { readonly type: 'snapshotResponse'; readonly epoch: number; readonly token: number; readonly bytes: Uint8Array | null; readonly error: string | null }
+  | { readonly type: 'snapshotResume'; readonly epoch: number; readonly token: number };
 
 /** What a stream tells the Raft actor. */
 export type StreamReport =
@@ -59,6 +72,36 @@ export interface StreamArgs {
 
 interface InFlight { readonly prevIndex: LogIndex; readonly lastIndex: LogIndex; readonly lastTerm: Term; readonly heartbeat: boolean; readonly sentAtMs: number }
 
+/**
+ * A snapshot transfer under way. Exactly one step is outstanding at any time (finding the
+ * snapshot, reading a chunk, sending it, or the pause before a restart), and its answer must carry
+ * `token`: anything else is stale and ignored.
+ */
+interface SnapshotTransfer {
+  /** `this.epoch` when the transfer began (lead/idle end the transfer; their epoch bump guards late answers). */
+  readonly epoch: number;
+  token: number;
+  /** The snapshot being sent; null until storage names it. */
+  meta: SnapshotMeta | null;
+  /** Where the chunk being read or sent starts. */
+  offset: number;
+  /** The chunk in flight: where it ends, and whether it is the last. */
+  sending: { readonly end: number; readonly done: boolean } | null;
+  /** When the current snapshot's transfer began (restarts included), for the log. */
+  startedAtMs: number;
+  chunks: number;
+  restarts: number;
+  retryTimer: TimerId | null;
+}
+
+/** Errors cross threads as plain errors unless their class is registered: recognise them by name or code. */
+function isStorageError(err: unknown, name: string, code: string): boolean {
+  if (err === null || typeof err !== 'object') return false;
+  const e = err as { name?: unknown; code?: unknown };
+  return e.name === name || e.code === code;
+}
+const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
 export class ReplicationStream implements Actor<StreamMsg> {
   private term: Term | null = null;
   private commitIndex = 0 as LogIndex;
@@ -76,6 +119,8 @@ export class ReplicationStream implements Actor<StreamMsg> {
   private seq = 0;
   private readonly inflight = new Map<number, InFlight>();
   private fetching = false;
+  /** Set while in snapshot mode: no appends go out until it ends. */
+  private snap: SnapshotTransfer | null = null;
   /**
    * Until the follower's log is known to match ours in this term (a first success), one append at a
    * time (etcd's probe state): with a window, a later request's "log too short" answer could arrive
@@ -127,7 +172,11 @@ export class ReplicationStream implements Actor<StreamMsg> {
         return this.pump();
       case 'heartbeat': return this.onHeartbeatTimer();
       case 'response': return this.onResponse(msg.epoch, msg.seq, msg.bytes, msg.error);
-      case 'fetched': return this.onFetched(msg.epoch, msg.bytes);
+      case 'fetched': return this.onFetched(msg.epoch, msg.bytes, msg.purged === true);
+      case 'snapshotFound': return this.onSnapshotFound(msg.epoch, msg.token, msg.meta, msg.error);
+      case 'snapshotRead': return this.onSnapshotRead(msg.epoch, msg.token, msg.data, msg.gone, msg.error);
+      case 'snapshotResponse': return this.onSnapshotResponse(msg.epoch, msg.token, msg.bytes, msg.error);
+      case 'snapshotResume': return this.onSnapshotResume(msg.epoch, msg.token);
       default: {
         const never: never = msg;
         throw new TypeError(`unknown stream message ${JSON.stringify((never as { type?: unknown }).type)}`);
@@ -145,6 +194,7 @@ export class ReplicationStream implements Actor<StreamMsg> {
     this.matchTerm = 0 as Term;
     this.buffer = [];
     this.bufferStart = p.nextIndex;
+    this.abandonSnapshot('new term');
     this.resetWindow();
     this.probing = true;
     this.pausedUntilMs = 0;
@@ -154,6 +204,7 @@ export class ReplicationStream implements Actor<StreamMsg> {
   }
 
   private idle(): void {
+    this.abandonSnapshot('stream idle');
     this.term = null;
     this.buffer = [];
     this.resetWindow();
@@ -204,7 +255,7 @@ export class ReplicationStream implements Actor<StreamMsg> {
 
   /** Sends as many batches as the window allows. */
   private pump(): void {
-    if (this.term === null || this.fetching || this.ctx.clock.now() < this.pausedUntilMs) return;
+    if (this.term === null || this.fetching || this.snap !== null || this.ctx.clock.now() < this.pausedUntilMs) return;
     const { maxInflightAppends, maxPayloadEntries } = this.args.config;
     const window = this.probing ? 1 : maxInflightAppends;
     while (this.countAppends() < window && this.nextIndex <= this.leaderLast) {
@@ -245,13 +296,14 @@ export class ReplicationStream implements Actor<StreamMsg> {
     const self = this.ctx.self as ActorRef<StreamMsg>;
     this.storage.ask<Uint8Array>({ type: 'getEntries', from: from as LogIndex, toExclusive }).then(
       (bytes) => self.tell({ type: 'fetched', epoch, bytes }),
-      () => self.tell({ type: 'fetched', epoch, bytes: null }),
+      (err: unknown) => self.tell({ type: 'fetched', epoch, bytes: null, purged: isStorageError(err, 'LogPurgedError', 'LogPurged') }),
     );
   }
 
-  private onFetched(epoch: number, bytes: Uint8Array | null): void {
+  private onFetched(epoch: number, bytes: Uint8Array | null, purged: boolean): void {
     if (epoch !== this.epoch || this.term === null) return;
     this.fetching = false;
+    if (purged) return this.startSnapshot();
     const entries = bytes ? decodeEntries(bytes) : [];
     if (entries.length === 0) { this.pausedUntilMs = this.ctx.clock.now() + this.args.config.heartbeatIntervalMs; return; }
     // Append when the fetched range starts where the buffer ends, prepend when it ends where the
@@ -357,6 +409,191 @@ export class ReplicationStream implements Actor<StreamMsg> {
       if (!f.heartbeat && f.sentAtMs < heartbeatSentAtMs && f.sentAtMs <= stale) return true;
     }
     return false;
+  }
+
+  // ---- snapshot mode (paper 7) ----
+
+  /** The follower needs purged entries: stop appending and send it the current snapshot. */
+  private startSnapshot(): void {
+    if (this.term === null || this.snap !== null) return;
+    this.resetWindow(); // appends and heartbeats in flight are of no use to a transfer: their answers are dropped
+    this.snap = {
+      epoch: this.epoch, token: 0, meta: null, offset: 0, sending: null,
+      startedAtMs: this.ctx.clock.now(), chunks: 0, restarts: 0, retryTimer: null,
+    };
+    this.log.debug({ nextIndex: this.nextIndex, matchIndex: this.matchIndex }, 'follower needs purged entries; looking up the snapshot');
+    this.locateSnapshot();
+  }
+
+  /** A token for the transfer's next step: answers to any earlier step no longer match. */
+  private nextToken(s: SnapshotTransfer): number { return ++s.token; }
+
+  /** The transfer an answer belongs to, or null when the answer is stale. */
+  private current(epoch: number, token: number): SnapshotTransfer | null {
+    const s = this.snap;
+    return s !== null && this.term !== null && s.epoch === epoch && s.token === token ? s : null;
+  }
+
+  private locateSnapshot(): void {
+    const s = this.snap!;
+    const token = this.nextToken(s);
+    const self = this.ctx.self as ActorRef<StreamMsg>;
+    this.storage.ask<SnapshotMeta | null>({ type: 'getSnapshot' }).then(
+      (meta) => self.tell({ type: 'snapshotFound', epoch: s.epoch, token, meta, error: null }),
+      (err: unknown) => self.tell({ type: 'snapshotFound', epoch: s.epoch, token, meta: null, error: errorText(err) }),
+    );
+  }
+
+  private onSnapshotFound(epoch: number, token: number, meta: SnapshotMeta | null, error: string | null): void {
+    const s = this.current(epoch, token);
+    if (s === null) return;
+    if (meta === null) {
+      // Entries were purged, so a snapshot covers them; none found means storage is changing under
+      // us (or failed): read the log again after a pause.
+      this.log.warn({ error }, 'entries are purged but storage names no snapshot; retrying the log after a pause');
+      this.snap = null;
+      this.pausedUntilMs = this.ctx.clock.now() + this.args.config.heartbeatIntervalMs;
+      return;
+    }
+    if (s.meta === null || s.meta.id !== meta.id) {
+      if (s.meta !== null) this.log.info({ replaced: s.meta.id, snapshotId: meta.id }, 'snapshot replaced during the transfer; starting over with the new one');
+      s.meta = meta;
+      s.startedAtMs = this.ctx.clock.now();
+      s.chunks = 0;
+      s.restarts = 0;
+      this.log.info({ snapshotId: meta.id, lastIncludedIndex: meta.lastIncludedIndex, lastIncludedTerm: meta.lastIncludedTerm, bytes: meta.byteLength }, 'snapshot transfer started');
+    }
+    s.offset = 0;
+    this.readChunk(s);
+  }
+
+  private readChunk(s: SnapshotTransfer): void {
+    const meta = s.meta!;
+    const token = this.nextToken(s);
+    const offset = s.offset;
+    const self = this.ctx.self as ActorRef<StreamMsg>;
+    this.storage.ask<Uint8Array>({ type: 'readSnapshot', id: meta.id, offset, maxBytes: this.args.config.snapshotMaxChunkBytes }).then(
+      (data) => self.tell({ type: 'snapshotRead', epoch: s.epoch, token, data, gone: false, error: null }),
+      (err: unknown) => self.tell({ type: 'snapshotRead', epoch: s.epoch, token, data: null, gone: isStorageError(err, 'SnapshotGoneError', 'SnapshotGone'), error: errorText(err) }),
+    );
+  }
+
+  private onSnapshotRead(epoch: number, token: number, data: Uint8Array | null, gone: boolean, error: string | null): void {
+    const s = this.current(epoch, token);
+    if (s === null) return;
+    const meta = s.meta!;
+    if (gone) {
+      // A newer snapshot replaced this one (and may have purged more): send that one instead.
+      this.log.info({ snapshotId: meta.id }, 'snapshot gone from storage; looking up the current one');
+      return this.locateSnapshot();
+    }
+    const end = data instanceof Uint8Array ? s.offset + data.byteLength : -1;
+    if (data === null || !(data instanceof Uint8Array) || data.byteLength > this.args.config.snapshotMaxChunkBytes
+      || end > meta.byteLength || (data.byteLength === 0 && s.offset < meta.byteLength)) {
+      this.log.warn({ snapshotId: meta.id, offset: s.offset, error: error ?? `unexpected chunk of ${data instanceof Uint8Array ? data.byteLength : 'no'} bytes` }, 'reading the snapshot failed; restarting the transfer after a pause');
+      return this.restartLater(s);
+    }
+    this.sendChunk(s, data, end === meta.byteLength);
+  }
+
+  private sendChunk(s: SnapshotTransfer, data: Uint8Array, done: boolean): void {
+    const meta = s.meta!;
+    const req: InstallSnapshotRequest = {
+      type: 'installSnapshot', term: this.term!, leaderId: this.args.self as NodeId,
+      lastIncludedIndex: meta.lastIncludedIndex, lastIncludedTerm: meta.lastIncludedTerm,
+      offset: s.offset, data, done,
+      snapshotId: meta.id, membership: meta.membership, membershipIndex: meta.membershipIndex,
+      byteLength: meta.byteLength, checksum: meta.checksum,
+    };
+    s.sending = { end: s.offset + data.byteLength, done };
+    const token = this.nextToken(s);
+    this.log.debug({ snapshotId: meta.id, offset: s.offset, bytes: data.byteLength, done }, 'sending snapshot chunk');
+    // Not counted as traffic for the heartbeat timer (lastSentMs): a chunk may take long to cross
+    // and to be written, and heartbeats must not wait behind it.
+    const self = this.ctx.self as ActorRef<StreamMsg>;
+    this.network.ask<Uint8Array>({ type: 'send', target: this.args.target as NodeId, rpc: encodeRequest(req), timeoutMs: this.rpcTimeoutMs }, this.rpcTimeoutMs + 100).then(
+      (bytes) => self.tell({ type: 'snapshotResponse', epoch: s.epoch, token, bytes, error: null }),
+      (err: unknown) => self.tell({ type: 'snapshotResponse', epoch: s.epoch, token, bytes: null, error: errorText(err) }),
+    );
+  }
+
+  private onSnapshotResponse(epoch: number, token: number, bytes: Uint8Array | null, error: string | null): void {
+    const s = this.current(epoch, token);
+    if (s === null) return;
+    const meta = s.meta!;
+    const sending = s.sending!;
+    s.sending = null;
+    if (bytes === null) {
+      this.log.debug({ snapshotId: meta.id, offset: s.offset, error }, 'snapshot chunk failed; restarting the transfer after a pause');
+      return this.restartLater(s);
+    }
+    let resp;
+    try {
+      resp = decodeResponse(bytes);
+      if (resp.type !== 'installSnapshotResponse') throw new MalformedMessageError(`expected an InstallSnapshot response, got ${resp.type}`);
+    } catch (err) {
+      this.log.warn({ snapshotId: meta.id, err: (err as Error).message }, 'dropped a malformed InstallSnapshot response; restarting the transfer after a pause');
+      return this.restartLater(s);
+    }
+    if (resp.term > this.term!) {
+      this.raft.tell({ type: 'higherTerm', term: resp.term });
+      this.idle();
+      return;
+    }
+    if (resp.term < this.term!) {
+      // A follower answers in our term once it has seen it: this answers something else.
+      this.log.warn({ snapshotId: meta.id, responseTerm: resp.term }, 'InstallSnapshot response of an older term; restarting the transfer after a pause');
+      return this.restartLater(s);
+    }
+    s.chunks++;
+    if (sending.done) return this.finishSnapshot(s);
+    s.offset = sending.end;
+    this.readChunk(s);
+  }
+
+  /** A lost chunk, a bad answer or a storage failure: send the snapshot again from offset 0 after a heartbeat interval. */
+  private restartLater(s: SnapshotTransfer): void {
+    s.offset = 0;
+    s.restarts++;
+    const token = this.nextToken(s);
+    const self = this.ctx.self as ActorRef<StreamMsg>;
+    s.retryTimer = this.ctx.clock.setTimeout(() => {
+      s.retryTimer = null;
+      self.tell({ type: 'snapshotResume', epoch: s.epoch, token });
+    }, this.args.config.heartbeatIntervalMs);
+  }
+
+  private onSnapshotResume(epoch: number, token: number): void {
+    const s = this.current(epoch, token);
+    if (s === null) return;
+    if (s.meta === null) this.locateSnapshot();
+    else this.readChunk(s);
+  }
+
+  /** The follower holds the snapshot: it matches through its last included index; appends resume after it. */
+  private finishSnapshot(s: SnapshotTransfer): void {
+    const meta = s.meta!;
+    this.snap = null;
+    this.log.info({ snapshotId: meta.id, lastIncludedIndex: meta.lastIncludedIndex, bytes: meta.byteLength, chunks: s.chunks, restarts: s.restarts, durationMs: this.ctx.clock.now() - s.startedAtMs }, 'snapshot transfer finished');
+    if (meta.lastIncludedIndex > this.matchIndex) {
+      this.matchIndex = meta.lastIncludedIndex;
+      this.matchTerm = meta.lastIncludedTerm;
+      this.raft.tell({ type: 'replicated', peer: this.args.target as NodeId, leaderTerm: this.term!, matchIndex: this.matchIndex });
+    }
+    this.nextIndex = (this.matchIndex + 1) as LogIndex;
+    this.probing = true;
+    this.pausedUntilMs = 0;
+    this.trimBuffer();
+    this.pump();
+  }
+
+  /** Leadership changed: drop the transfer (its late answers fail the epoch check). */
+  private abandonSnapshot(reason: string): void {
+    const s = this.snap;
+    if (s === null) return;
+    this.snap = null;
+    if (s.retryTimer !== null) this.ctx.clock.clearTimeout(s.retryTimer);
+    this.log.info({ snapshotId: s.meta?.id ?? null, offset: s.offset, reason }, 'snapshot transfer abandoned');
   }
 
   private rewind(nextIndex: number): void {
