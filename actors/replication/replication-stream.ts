@@ -139,10 +139,18 @@ export class ReplicationStream implements Actor<StreamMsg> {
   private network!: ActorRef<NetworkMsg>;
   private storage!: ActorRef<StorageMsg>;
   private readonly rpcTimeoutMs: number;
+  /**
+   * An InstallSnapshot chunk is answered once the follower has written it durably, and the last one
+   * once the snapshot is installed (state machine restored): far slower than an append. Timing it
+   * out like an append would restart a large transfer forever. Heartbeats go on meanwhile, so a
+   * long wait costs no leadership, only time when a chunk is really lost.
+   */
+  private readonly snapshotRpcTimeoutMs: number;
   private readonly maxBufferedEntries: number;
 
   constructor(private readonly args: StreamArgs) {
     this.rpcTimeoutMs = Math.max(1000, 4 * args.config.electionTimeoutMaxMs);
+    this.snapshotRpcTimeoutMs = Math.max(10_000, this.rpcTimeoutMs);
     this.maxBufferedEntries = Math.max(args.config.replicationLagThreshold, args.config.maxPayloadEntries * args.config.maxInflightAppends);
   }
 
@@ -511,7 +519,7 @@ export class ReplicationStream implements Actor<StreamMsg> {
     // Not counted as traffic for the heartbeat timer (lastSentMs): a chunk may take long to cross
     // and to be written, and heartbeats must not wait behind it.
     const self = this.ctx.self as ActorRef<StreamMsg>;
-    this.network.ask<Uint8Array>({ type: 'send', target: this.args.target as NodeId, rpc: encodeRequest(req), timeoutMs: this.rpcTimeoutMs }, this.rpcTimeoutMs + 100).then(
+    this.network.ask<Uint8Array>({ type: 'send', target: this.args.target as NodeId, rpc: encodeRequest(req), timeoutMs: this.snapshotRpcTimeoutMs }, this.snapshotRpcTimeoutMs + 100).then(
       (bytes) => self.tell({ type: 'snapshotResponse', epoch: s.epoch, token, bytes, error: null }),
       (err: unknown) => self.tell({ type: 'snapshotResponse', epoch: s.epoch, token, bytes: null, error: errorText(err) }),
     );
