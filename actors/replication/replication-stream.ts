@@ -463,14 +463,17 @@ export class ReplicationStream implements Actor<StreamMsg> {
       this.pausedUntilMs = this.ctx.clock.now() + this.args.config.heartbeatIntervalMs;
       return;
     }
-    if (s.meta === null || s.meta.id !== meta.id) {
-      if (s.meta !== null) this.log.info({ replaced: s.meta.id, snapshotId: meta.id }, 'snapshot replaced during the transfer; starting over with the new one');
-      s.meta = meta;
-      s.startedAtMs = this.ctx.clock.now();
-      s.chunks = 0;
-      s.restarts = 0;
-      this.log.info({ snapshotId: meta.id, lastIncludedIndex: meta.lastIncludedIndex, lastIncludedTerm: meta.lastIncludedTerm, bytes: meta.byteLength }, 'snapshot transfer started');
+    if (s.meta !== null && s.meta.id === meta.id) {
+      // Only looked up after storage called this snapshot gone: storage contradicts itself; do not spin.
+      this.log.warn({ snapshotId: meta.id }, 'storage names as current a snapshot it called gone; retrying after a pause');
+      return this.restartLater(s);
     }
+    if (s.meta !== null) this.log.info({ replaced: s.meta.id, snapshotId: meta.id }, 'snapshot replaced during the transfer; starting over with the new one');
+    s.meta = meta;
+    s.startedAtMs = this.ctx.clock.now();
+    s.chunks = 0;
+    s.restarts = 0;
+    this.log.info({ snapshotId: meta.id, lastIncludedIndex: meta.lastIncludedIndex, lastIncludedTerm: meta.lastIncludedTerm, bytes: meta.byteLength }, 'snapshot transfer started');
     s.offset = 0;
     this.readChunk(s);
   }
