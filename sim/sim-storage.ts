@@ -15,6 +15,7 @@ import type { Entry, HardState, LogIndex, SnapshotMeta, Term } from '../actors/r
 import { isRefusal, MemoryStore, validIndex } from '../storage/memory-storage';
 import { planLogWrite, replayRecord, type PlannedRecord } from '../storage/durable-store';
 import { CorruptLogError, encodeRecord, type LogRecord, replayRecords } from '../storage/record-log';
+import type { IncomingSnapshot } from '../storage/snapshot';
 import { StorageContractError, type StorageMsg } from '../storage/storage';
 import type { SimDisk } from './disk';
 
@@ -77,11 +78,17 @@ export class NodeDisk {
    * naming it is synced (the file is the pointer); a recovery drops every id the file does not name.
    */
   readonly snapshots = new Map<string, Uint8Array>();
+  /**
+   * The snapshot being received, like unsynced bytes in the page cache: a restart of the node's
+   * process finds it, a power loss (afterCrash) drops it.
+   */
+  incoming: { readonly state: IncomingSnapshot; readonly chunks: Uint8Array[] } | null = null;
   constructor(readonly disk: SimDisk) {}
 
   /** After a crash: what survived is what the file now holds (torn records included if whole). */
   afterCrash(): void {
     this.unsynced = [];
+    this.incoming = null;
     this.view.rebuild(replayRecords(this.disk.durableBytes(), this.disk.file).records);
   }
 }
@@ -128,6 +135,8 @@ export class SimStorageActor implements Actor<StorageMsg> {
       this.store.snapshotData = data;
     }
     for (const id of [...snaps.keys()]) if (id !== this.store.snapshot?.id) snaps.delete(id); // unfinished or replaced: never current
+    const inc = this.args.nodeDisk.incoming;
+    if (inc !== null) { this.store.incoming = inc.state; this.store.incomingChunks = inc.chunks; }
     this.args.nodeDisk.view.rebuild(disk.hasUnsynced() ? replayRecords(disk.durableBytes(), disk.file).records : replay.records);
     this.args.onLogWrite?.(this.store.firstIndex, this.store.log);
   }
@@ -160,7 +169,11 @@ export class SimStorageActor implements Actor<StorageMsg> {
         return this.write(changed ? [{ rec: { type: 'purge', throughIndex: through } }] : [], undefined);
       }
       case 'writeSnapshot': {
-        this.store.writeSnapshot(msg); // a refusal throws; a refused done drops the unfinished snapshot
+        try {
+          this.store.writeSnapshot(msg); // a refusal throws; a refused done drops the unfinished snapshot
+        } finally {
+          this.args.nodeDisk.incoming = this.store.incoming === null ? null : { state: this.store.incoming, chunks: this.store.incomingChunks };
+        }
         if (msg.done !== true) return undefined;
         // Complete: the bytes sit on the disk object; the record naming them is the durable pointer.
         this.args.nodeDisk.snapshots.set(this.store.snapshot!.id, this.store.snapshotData!);

@@ -171,17 +171,27 @@ export function validIndex(v: unknown, what: string): LogIndex {
   return v as LogIndex;
 }
 
+const STORAGE_MSG_TYPES: ReadonlySet<string> = new Set<StorageMsg['type']>([
+  'getInitialState', 'saveHardState', 'appendEntries', 'replicateEntries', 'truncate', 'getEntries', 'purgeLog', 'writeSnapshot', 'getSnapshot', 'readSnapshot',
+]);
+
 /** Refusals a storage answers to the asker (the store is unchanged and goes on) rather than crash on. */
 export function isRefusal(err: unknown): err is Error {
   return err instanceof StorageContractError || err instanceof MalformedMessageError || err instanceof LogPurgedError
     || err instanceof SnapshotGoneError || err instanceof SnapshotChecksumError;
 }
 
-/** The storage actor over a MemoryStore. Refusals are answered with `replyError`: the actor goes on. */
+/**
+ * The storage actor over a MemoryStore. Refusals are answered with `replyError`: the actor goes on.
+ * A message that is not a storage message at all (no object, an unknown type) is a bug in the
+ * sender: it crashes the actor, and so fails the node (test/integration t60 relies on it).
+ */
 export class MemoryStorageActor implements Actor<StorageMsg> {
   constructor(readonly store: MemoryStore = new MemoryStore()) {}
 
   receive(msg: StorageMsg): unknown {
+    if (msg === null || typeof msg !== 'object') throw new StorageContractError(`expected a storage message object, got ${String(msg)}`);
+    if (!STORAGE_MSG_TYPES.has(msg.type)) throw new StorageContractError(`unknown storage message ${JSON.stringify((msg as { type?: unknown }).type)}`);
     try {
       return this.handle(msg);
     } catch (err) {
@@ -191,7 +201,6 @@ export class MemoryStorageActor implements Actor<StorageMsg> {
   }
 
   private handle(msg: StorageMsg): unknown {
-    if (msg === null || typeof msg !== 'object') throw new StorageContractError(`expected a storage message object, got ${String(msg)}`);
     switch (msg.type) {
       case 'getInitialState':
         return this.store.storedState();
