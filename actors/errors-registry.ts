@@ -7,7 +7,7 @@ import { registerErrorClass } from '../runtime/errors';
 import {
   ConfigChangeAbortedError, ConfigChangeInProgressError, NodeNotLeaderError, NodeRemovedError, NoopConfigChangeError,
   type ConfigChangeAbortReason, ForwardToLeaderError, InoperableConfigError, InvalidConfigError, InvariantViolation, MalformedMessageError,
-  NodeStoppedError, NotAllowedError, ProposalDroppedError,
+  NodeStoppedError, NotAllowedError, ProposalDroppedError, ProposalOutcomeUnknownError,
 } from './raft/core/errors';
 import type { Membership, NodeId } from './raft/core/types';
 import { UnreachableError } from '../network/network';
@@ -38,3 +38,4 @@ registerErrorClass('Noop', (p) => new NoopConfigChangeError(p.membership as Memb
 registerErrorClass('ConfigChangeInProgress', (p) => new ConfigChangeInProgressError(str(p.reason)));
 registerErrorClass('ConfigChangeAborted', (p) => new ConfigChangeAbortedError(p.reason as ConfigChangeAbortReason, p.mayStillComplete === true, str(p.detail)));
 registerErrorClass('NodeRemoved', (p) => new NodeRemovedError(Number(p.nodeId)));
+registerErrorClass('ProposalOutcomeUnknown', (p) => new ProposalOutcomeUnknownError(Number(p.index)));

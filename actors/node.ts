@@ -19,7 +19,7 @@ import { ActorGoneError, AskTimeoutError } from '../runtime/errors';
 import { buildConfig, type RaftConfig } from './raft/core/config';
 import { MAX_PAYLOAD_BYTES } from './raft/codec';
 import { MalformedMessageError, NodeStoppedError } from './raft/core/errors';
-import { nodeId, type NodeId } from './raft/core/types';
+import { nodeId, type NodeId, type SnapshotMeta } from './raft/core/types';
 import { APPLY_ACTOR_MODULE, ApplyActor, type ApplyArgs, type ApplyMsg } from './apply/apply-actor';
 import type { StateMachineSpec } from './apply/state-machine';
 import { MetricsActor, type MetricsListener, type RaftMetrics } from './metrics/metrics';
@@ -139,8 +139,8 @@ export class RaftNode {
       await sup.spawn(ids.storage, opts.storage ?? { module: MEMORY_STORAGE_MODULE, export: 'createMemoryStorage', args: {} }, storageAt, failNode);
       const sm = opts.stateMachine;
       const applySpec: ActorSpec = 'factory' in sm
-        ? { factory: () => new ApplyActor(sm.factory(), raftId) }
-        : { module: APPLY_ACTOR_MODULE, export: 'createApplyActor', args: { raftActorId: raftId, stateMachine: sm } satisfies ApplyArgs };
+        ? { factory: () => new ApplyActor(sm.factory(), raftId, ids.storage) }
+        : { module: APPLY_ACTOR_MODULE, export: 'createApplyActor', args: { raftActorId: raftId, stateMachine: sm, storageActorId: ids.storage } satisfies ApplyArgs };
       const applyRef = await sup.spawn<ApplyMsg>(ids.apply, applySpec, applyAt, failNode);
       await sup.spawn(ids.network, opts.network, raftAt, { kind: 'restart', backoffMs: { initial: 10, max: 1000 }, maxRestarts: 20 });
       const raft = await sup.spawn<RaftMsg>(raftId, { module: RAFT_ACTOR_MODULE, export: 'createRaftActor', args: { id, config, ids } satisfies RaftActorArgs }, raftAt, failNode);
@@ -194,6 +194,16 @@ export class RaftNode {
    * NodeStoppedError, NodeRemovedError (the node left the cluster while the write waited) or a
    * timeout: outcome unknown.
    */
+  /**
+   * Takes a snapshot of the state machine now (seed 002's manual trigger) and resolves with its
+   * SnapshotMeta once it is durable; the log behind it is then purged (keeping snapshotKeepEntries).
+   * Rejects with NotAllowedError when the state machine has no snapshot()/restore() or a leader's
+   * snapshot is being installed. A call while one is being made waits for that one.
+   */
+  async snapshotNow(opts: { timeoutMs?: number } = {}): Promise<SnapshotMeta> {
+    return this.askRaft<SnapshotMeta>({ type: 'snapshotNow' }, opts.timeoutMs ?? 120_000);
+  }
+
   async clientWrite(payload: Uint8Array, opts: ClientWriteOptions = {}): Promise<ClientWriteResponse> {
     if (!(payload instanceof Uint8Array)) throw new MalformedMessageError('payload must be a Uint8Array');
     // Refused before it is cloned to the Raft actor's thread: copying tens of MB only to refuse them stalls both threads.

@@ -2,7 +2,7 @@
  * The StateMachine contract ("bring your own state machine", seed 002). The Apply actor hosts one
  * and feeds it committed entries strictly in index order, in batches, each exactly once.
  */
-import type { Entry, LogIndex } from '../raft/core/types';
+import type { Entry, LogIndex, SnapshotMeta } from '../raft/core/types';
 
 export interface StateMachine {
   /**
@@ -18,6 +18,18 @@ export interface StateMachine {
    * node has applied). Used for inspection, such as comparing replicas after a test.
    */
   query?(q: unknown): unknown | Promise<unknown>;
+  /**
+   * Optional, for snapshots (seed 002): the whole state as of `lastApplied()`, as bytes (or chunks).
+   * Called between apply batches, never during one. Without it the node never snapshots and its log
+   * is never compacted.
+   */
+  snapshot?(): Uint8Array | Promise<Uint8Array> | AsyncIterable<Uint8Array>;
+  /**
+   * Optional, paired with `snapshot`: replace the whole state with a snapshot's (the bytes some
+   * node's `snapshot()` produced, already checked against their crc32). Afterwards `lastApplied()`
+   * must be `meta.lastIncludedIndex`; the next batch applied starts right after it.
+   */
+  restore?(meta: SnapshotMeta, data: AsyncIterable<Uint8Array>): void | Promise<void>;
 }
 
 /**

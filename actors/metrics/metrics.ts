@@ -22,6 +22,8 @@ export interface RaftMetrics {
   readonly membershipIndex: LogIndex;
   /** On the leader, the config change under way (phase, target, nodes still catching up); else null. */
   readonly configChange: ConfigChangeStatus | null;
+  /** The last index the latest snapshot covers (0: none); the log is compacted behind it. */
+  readonly snapshotIndex: LogIndex;
 }
 
 export type MetricsMsg =

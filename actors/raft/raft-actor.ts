@@ -11,11 +11,11 @@ import { DeferredReply, replyError } from '../../runtime/actor';
 import { decodeEntries, decodeRequest, decodeResponse, encodeEntries, encodeRequest, encodeResponse, MAX_PAYLOAD_BYTES } from './codec';
 import { RaftCore } from './core/core';
 import type { RaftConfig } from './core/config';
-import { ForwardToLeaderError, MalformedMessageError, NodeRemovedError, NodeStoppedError, NotAllowedError, ProposalDroppedError } from './core/errors';
+import { ForwardToLeaderError, MalformedMessageError, NodeRemovedError, NodeStoppedError, NotAllowedError, ProposalDroppedError, ProposalOutcomeUnknownError } from './core/errors';
 import '../errors-registry';
 import type { Command, CoreStatus } from './core/io';
 import { validateConfigChangeRequest, type ConfigChangeRequest } from './core/config-change';
-import type { LogIndex, Membership, NodeId, Term } from './core/types';
+import { snapshotMetaOf, type InstallSnapshotRequest, type LogIndex, type Membership, type NodeId, type SnapshotMeta, type Term } from './core/types';
 import type { AppliedMsg, ApplyMsg } from '../apply/apply-actor';
 import { isSignificantChange, type MetricsMsg, type RaftMetrics } from '../metrics/metrics';
 import type { LeadParams, StreamMsg, StreamReport } from '../replication/replication-stream';
@@ -52,6 +52,13 @@ export type RaftMsg =
   | { readonly type: 'logPersisted'; readonly index: LogIndex }
   | { readonly type: 'hardStatePersisted'; readonly seq: number }
   | { readonly type: 'voteResponse'; readonly from: NodeId; readonly bytes: Uint8Array; readonly requestTerm?: Term }
+  /** Take a snapshot now (RaftNode.snapshotNow). Answer: its SnapshotMeta, once durable. */
+  | { readonly type: 'snapshotNow' }
+  /** Internal: storage holds an InstallSnapshot chunk, or refused it. */
+  | { readonly type: 'snapshotChunkStored'; readonly reqId: number; readonly req: InstallSnapshotRequest }
+  | { readonly type: 'snapshotChunkRefused'; readonly reqId: number; readonly error: Error }
+  /** Internal: our snapshot is durable (meta), or its creation failed (error). */
+  | { readonly type: 'snapshotDone'; readonly meta: SnapshotMeta | null; readonly error: Error | null }
   | StreamReport
   | AppliedMsg;
 
@@ -116,6 +123,12 @@ export class RaftActor implements Actor<RaftMsg> {
   private lastMetrics: RaftMetrics | null = null;
   /** Carries node id and current term on every line; rebuilt when the term changes. */
   private log!: Logger;
+  /** Whether the state machine can take snapshots (asked once at start). */
+  private canSnapshot = false;
+  /** A snapshot of ours being made, and who waits for it (snapshotNow). */
+  private snapshotting: { waiters: DeferredReply<SnapshotMeta>[] } | null = null;
+  /** When the last InstallSnapshot chunk arrived: our own snapshots wait while a transfer runs. */
+  private installingAtMs: number | null = null;
 
   constructor(private readonly args: RaftActorArgs) {}
 
@@ -127,15 +140,17 @@ export class RaftActor implements Actor<RaftMsg> {
     this.apply = ctx.ref(ids.apply);
     this.metricsRef = ctx.ref(ids.metrics);
     this.controller = ctx.ref(ids.controller);
-    const [stored, lastApplied] = await Promise.all([
+    const [stored, lastApplied, canSnapshot] = await Promise.all([
       this.storage.ask<StoredState>({ type: 'getInitialState' }),
       this.apply.ask<LogIndex | null>({ type: 'lastApplied' }),
+      this.apply.ask<boolean>({ type: 'canSnapshot' }),
     ]);
+    this.canSnapshot = canSnapshot === true;
     this.core = new RaftCore({
       id: this.args.id as NodeId,
       config: this.args.config,
       random: ctx.random,
-      initial: { hardState: stored.hardState, entries: decodeEntries(stored.entries), lastApplied: (lastApplied ?? 0) as LogIndex },
+      initial: { hardState: stored.hardState, entries: decodeEntries(stored.entries), lastApplied: (lastApplied ?? 0) as LogIndex, snapshot: stored.snapshot ?? null },
       nowMs: ctx.clock.now(),
     });
     const s = this.core.status();
@@ -164,6 +179,8 @@ export class RaftActor implements Actor<RaftMsg> {
     for (const w of this.queuedWrites) w.reply.reject(gone);
     for (const r of this.pendingRpcs.values()) r.reject(gone);
     for (const r of this.pendingChanges.values()) r.reject(gone);
+    for (const r of this.snapshotting?.waiters ?? []) r.reject(gone);
+    this.snapshotting = null;
     this.pending = [];
     this.queuedWrites = [];
     this.pendingRpcs.clear();
@@ -207,7 +224,19 @@ export class RaftActor implements Actor<RaftMsg> {
         return { ...this.leadParams, lastLogIndex: this.core.status().lastLogIndex, commitIndex: this.core.status().commitIndex };
       case 'applied':
         this.core.step({ type: 'applied', index: msg.index });
-        return this.settleApplied(msg);
+        this.settleApplied(msg);
+        return this.maybeSnapshot();
+      case 'snapshotNow': return this.onSnapshotNow();
+      case 'snapshotChunkStored':
+        if (msg.req.done) this.installingAtMs = null;
+        return this.core.step({ type: 'snapshotChunkStored', reqId: msg.reqId, req: msg.req });
+      case 'snapshotChunkRefused': {
+        this.installingAtMs = null;
+        const r = this.pendingRpcs.get(msg.reqId);
+        if (r) { this.pendingRpcs.delete(msg.reqId); r.reject(msg.error); }
+        return undefined;
+      }
+      case 'snapshotDone': return this.onSnapshotDone(msg.meta, msg.error);
       default: {
         const never: never = msg;
         return replyError(new MalformedMessageError(`unknown message type ${JSON.stringify((never as { type?: unknown }).type)}`));
@@ -236,11 +265,15 @@ export class RaftActor implements Actor<RaftMsg> {
       this.log.warn({ err: (err as Error).message }, 'refused a malformed RPC');
       return replyError(err as Error);
     }
-    if (req.type === 'installSnapshot') return replyError(new NotAllowedError('InstallSnapshot is not supported by this version'));
+    if (req.type === 'installSnapshot' && this.snapshotting !== null) {
+      // Storage holds one unfinished snapshot at a time: ours is being written. The leader retries.
+      return replyError(new NotAllowedError('a snapshot of this node is being written; retry the transfer shortly'));
+    }
     const reqId = this.nextReqId++;
     const reply = new DeferredReply<Uint8Array>();
     this.pendingRpcs.set(reqId, reply);
     if (req.type === 'appendEntries') this.core.step({ type: 'appendEntries', reqId, req });
+    else if (req.type === 'installSnapshot') this.core.step({ type: 'installSnapshot', reqId, req });
     else this.core.step({ type: 'vote', reqId, req });
     return reply;
   }
@@ -390,6 +423,35 @@ export class RaftActor implements Actor<RaftMsg> {
         this.pending = this.pending.filter((p) => p.index <= commitIndex);
         return;
       }
+      case 'storeSnapshotChunk': {
+        const { reqId, req } = cmd;
+        this.installingAtMs = this.ctx.clock.now();
+        this.storage.ask({ type: 'writeSnapshot', meta: snapshotMetaOf(req), offset: req.offset, data: req.data, done: req.done }, Infinity).then(
+          () => self.tell({ type: 'snapshotChunkStored', reqId, req }),
+          (error: Error) => {
+            this.log.warn({ snapshot: req.snapshotId, offset: req.offset, err: error.message }, 'refused an InstallSnapshot chunk');
+            self.tell({ type: 'snapshotChunkRefused', reqId, error });
+          },
+        );
+        return;
+      }
+      case 'purgeLog':
+        this.storage.ask({ type: 'purgeLog', throughIndex: cmd.throughIndex }, Infinity).then(
+          () => this.log.debug({ throughIndex: cmd.throughIndex }, 'log purged behind the snapshot'), crash);
+        return;
+      case 'resetLog': {
+        const s = cmd.snapshotIndex;
+        this.log.info({ snapshotIndex: s }, 'the log contradicts the snapshot: dropping it');
+        // Both asked now, back to back: storage answers in the order asked, so the ack of this
+        // reset reaches the core before the ack of any append issued after it (LogDurability needs that).
+        this.storage.ask({ type: 'truncate', from: (s + 1) as LogIndex }, Infinity).catch(crash);
+        this.storage.ask({ type: 'purgeLog', throughIndex: s }, Infinity).then(() => self.tell({ type: 'logPersisted', index: s }), crash);
+        return;
+      }
+      case 'restoreSnapshot':
+        this.log.info({ index: cmd.meta.lastIncludedIndex, snapshot: cmd.meta.id }, 'restoring the state machine from a snapshot');
+        this.apply.ask({ type: 'restore', meta: cmd.meta, maxChunkBytes: this.args.config.snapshotMaxChunkBytes }, Infinity).catch(crash);
+        return;
       case 'configChangeSettled': {
         const r = this.pendingChanges.get(cmd.id);
         this.pendingChanges.delete(cmd.id);
@@ -422,13 +484,25 @@ export class RaftActor implements Actor<RaftMsg> {
     this.controller.tell({ type: 'ensureStreams', targets });
   }
 
+  /**
+   * Whether the write `p` is in the committed log: its index holds its term. A snapshot may have
+   * covered the index before we learned (the term there is gone): then nobody here can say.
+   */
+  private verdict(p: PendingWrite): 'ours' | 'dropped' | 'unknown' {
+    const t = this.core.termAt(p.index);
+    if (t === p.term) return 'ours';
+    return t === null && p.index <= this.core.status().snapshotIndex ? 'unknown' : 'dropped';
+  }
+
   private settleCommitted(commitIndex: LogIndex): void {
     let i = 0;
     const keep: PendingWrite[] = [];
     for (; i < this.pending.length && this.pending[i].index <= commitIndex; i++) {
       const p = this.pending[i];
-      if (p.mode === 'applied') { keep.push(p); continue; }
-      if (this.core.termAt(p.index) === p.term) p.reply.resolve({ index: p.index, term: p.term });
+      const v = this.verdict(p);
+      if (p.mode === 'applied' && v === 'ours') { keep.push(p); continue; }
+      if (v === 'ours') p.reply.resolve({ index: p.index, term: p.term });
+      else if (v === 'unknown') p.reply.reject(new ProposalOutcomeUnknownError(p.index));
       else p.reply.reject(new ProposalDroppedError(p.index));
     }
     if (i > 0) this.pending = keep.concat(this.pending.slice(i));
@@ -438,17 +512,66 @@ export class RaftActor implements Actor<RaftMsg> {
     let i = 0;
     for (; i < this.pending.length && this.pending[i].index <= msg.index; i++) {
       const p = this.pending[i];
+      const v = this.verdict(p);
+      if (v === 'unknown') { p.reply.reject(new ProposalOutcomeUnknownError(p.index)); continue; }
+      if (v === 'dropped') { p.reply.reject(new ProposalDroppedError(p.index)); continue; }
       if (p.index < msg.firstIndex) {
         // Applied in a batch whose report never arrived (e.g. a result that could not cross the thread).
         this.log.warn({ index: p.index }, 'apply result lost; answering without it');
-        if (this.core.termAt(p.index) === p.term) p.reply.resolve({ index: p.index, term: p.term });
-        else p.reply.reject(new ProposalDroppedError(p.index));
+        p.reply.resolve({ index: p.index, term: p.term });
         continue;
       }
-      if (this.core.termAt(p.index) === p.term) p.reply.resolve({ index: p.index, term: p.term, result: msg.results[p.index - msg.firstIndex] });
-      else p.reply.reject(new ProposalDroppedError(p.index));
+      p.reply.resolve({ index: p.index, term: p.term, result: msg.results[p.index - msg.firstIndex] });
     }
     if (i > 0) this.pending = this.pending.slice(i);
+  }
+
+  // ---- snapshots of our own state machine ----
+
+  /** The policy (seed 002's logsSinceLast): snapshot once enough entries were applied since the last one. */
+  private maybeSnapshot(): void {
+    const every = this.args.config.snapshotLogsSinceLast;
+    if (every === 0 || !this.canSnapshot || this.snapshotting !== null || this.installing()) return;
+    const s = this.core.status();
+    if (s.lastApplied - s.snapshotIndex >= every) this.startSnapshot();
+  }
+
+  /** True while a leader's snapshot is being received (chunks came within the last election timeout). */
+  private installing(): boolean {
+    return this.installingAtMs !== null && this.ctx.clock.now() - this.installingAtMs < 2 * this.args.config.electionTimeoutMaxMs;
+  }
+
+  private onSnapshotNow(): unknown {
+    if (!this.canSnapshot) return replyError(new NotAllowedError('this state machine does not take snapshots (it has no snapshot() and restore())'));
+    if (this.installing()) return replyError(new NotAllowedError('a snapshot from the leader is being installed'));
+    const reply = new DeferredReply<SnapshotMeta>();
+    if (this.snapshotting === null) this.startSnapshot();
+    this.snapshotting!.waiters.push(reply);
+    return reply;
+  }
+
+  private startSnapshot(): void {
+    const s = this.core.status();
+    const point = this.core.snapshotPoint(s.lastApplied);
+    if (point === null) return; // nothing new to cover (the last snapshot is at lastApplied already)
+    this.snapshotting = { waiters: [] };
+    const self = this.ctx.self as ActorRef<RaftMsg>;
+    this.apply.ask<SnapshotMeta>({ type: 'createSnapshot', point: { index: s.lastApplied, ...point }, maxChunkBytes: this.args.config.snapshotMaxChunkBytes }, Infinity).then(
+      (meta) => self.tell({ type: 'snapshotDone', meta, error: null }),
+      (error: Error) => self.tell({ type: 'snapshotDone', meta: null, error }),
+    );
+  }
+
+  private onSnapshotDone(meta: SnapshotMeta | null, error: Error | null): void {
+    const waiters = this.snapshotting?.waiters ?? [];
+    this.snapshotting = null;
+    if (meta === null) {
+      this.log.warn({ err: error?.message }, 'snapshot failed');
+      for (const w of waiters) w.reject(error ?? new Error('snapshot failed'));
+      return;
+    }
+    this.core.step({ type: 'snapshotCreated', meta });
+    for (const w of waiters) w.resolve(meta);
   }
 
   // ---- time and metrics ----
@@ -469,7 +592,7 @@ export class RaftActor implements Actor<RaftMsg> {
     return {
       id: s.id, state: s.role, currentTerm: s.currentTerm, lastLogIndex: s.lastLogIndex, lastApplied: s.lastApplied,
       commitIndex: s.commitIndex, currentLeader: s.currentLeader, membership: s.membership,
-      membershipIndex: s.membershipIndex, configChange: s.configChange,
+      membershipIndex: s.membershipIndex, configChange: s.configChange, snapshotIndex: s.snapshotIndex,
     };
   }
 

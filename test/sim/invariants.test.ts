@@ -46,6 +46,8 @@ function view(node: number, s: Shape = {}): NodeView {
     membership: s.membership ?? THREE,
     membershipIndex: ix(s.membershipIndex ?? (s.membership === undefined ? 1 : 0)),
     configChange: null,
+    snapshotIndex: ix(0),
+    snapshotTerm: tm(0),
   };
   return { status, termAt: (i) => (i >= 1 && i <= log.length ? tm(log[i - 1]) : null) };
 }

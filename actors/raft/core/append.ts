@@ -8,6 +8,8 @@ import type { AppendEntriesRequest, ConflictHint, Entry, LogIndex, Term } from '
 /** The part of the log a plan reads. */
 export interface LogView {
   readonly lastIndex: LogIndex;
+  /** Entries at or below this are covered by our snapshot (committed); 0 when there is none. */
+  readonly purgedThrough: LogIndex;
   termAt(index: LogIndex): Term | null;
   firstIndexOfTermAt(index: LogIndex): LogIndex;
 }
@@ -27,6 +29,14 @@ export type AppendPlan =
  */
 export function planAppend(log: LogView, req: AppendEntriesRequest): AppendPlan {
   const { prevLogIndex, prevLogTerm, entries } = req;
+  const floor = log.purgedThrough;
+  if (prevLogIndex < floor) {
+    // Entries through our snapshot are committed, so they are the same in every leader's log
+    // (Leader Completeness): skip them and go on from the snapshot's last index, whose term we know.
+    const skip = floor - prevLogIndex;
+    if (entries.length <= skip) return { kind: 'match', truncateFrom: null, newEntries: [], lastNewIndex: (prevLogIndex + entries.length) as LogIndex };
+    return planAppend(log, { ...req, prevLogIndex: floor, prevLogTerm: log.termAt(floor)!, entries: entries.slice(skip) });
+  }
   if (prevLogIndex > log.lastIndex) {
     return { kind: 'mismatch', conflict: { index: (log.lastIndex + 1) as LogIndex, term: 0 as Term } };
   }

@@ -24,6 +24,18 @@ export interface RaftConfig {
    * keep up must not hold up further changes forever.
    */
   readonly catchUpTimeoutMs: number;
+  /**
+   * Take a snapshot once this many entries were applied since the last one (seed 002's
+   * `logsSinceLast`); 0 disables automatic snapshots (RaftNode.snapshotNow still works).
+   */
+  readonly snapshotLogsSinceLast: number;
+  /**
+   * Entries kept in the log behind a snapshot, so a follower slightly behind still catches up from
+   * the log instead of a whole snapshot. The log is purged through (snapshot index - this).
+   */
+  readonly snapshotKeepEntries: number;
+  /** Largest InstallSnapshot chunk (and storage write) of a snapshot transfer. */
+  readonly snapshotMaxChunkBytes: number;
 }
 
 export const DEFAULT_CONFIG: RaftConfig = Object.freeze({
@@ -36,12 +48,18 @@ export const DEFAULT_CONFIG: RaftConfig = Object.freeze({
   maxApplyBatchEntries: 1024,
   metricsIntervalMs: 1000,
   catchUpTimeoutMs: 30_000,
+  snapshotLogsSinceLast: 5000,
+  snapshotKeepEntries: 1000,
+  snapshotMaxChunkBytes: 3 * 1024 * 1024,
 });
+
+/** Fields that may be 0 (the rest must be at least 1). */
+const ZERO_ALLOWED: readonly (keyof RaftConfig)[] = ['snapshotLogsSinceLast', 'snapshotKeepEntries'];
 
 const INTEGER_FIELDS: readonly (keyof RaftConfig)[] = [
   'electionTimeoutMinMs', 'electionTimeoutMaxMs', 'heartbeatIntervalMs', 'maxPayloadEntries',
   'maxInflightAppends', 'replicationLagThreshold', 'maxApplyBatchEntries', 'metricsIntervalMs',
-  'catchUpTimeoutMs',
+  'catchUpTimeoutMs', 'snapshotLogsSinceLast', 'snapshotKeepEntries', 'snapshotMaxChunkBytes',
 ];
 
 /**
@@ -56,9 +74,13 @@ export function buildConfig(partial: Partial<RaftConfig> = {}): RaftConfig {
   const cfg: RaftConfig = { ...DEFAULT_CONFIG, ...partial };
   for (const f of INTEGER_FIELDS) {
     const v = cfg[f];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 2 ** 31) {
-      throw new InvalidConfigError(f, v, 'must be an integer between 1 and 2^31');
+    const min = ZERO_ALLOWED.includes(f) ? 0 : 1;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > 2 ** 31) {
+      throw new InvalidConfigError(f, v, `must be an integer between ${min} and 2^31`);
     }
+  }
+  if (cfg.snapshotMaxChunkBytes > 64 * 1024 * 1024) {
+    throw new InvalidConfigError('snapshotMaxChunkBytes', cfg.snapshotMaxChunkBytes, 'must be at most 64 MiB (the largest payload an RPC carries)');
   }
   if (cfg.electionTimeoutMaxMs <= cfg.electionTimeoutMinMs) {
     throw new InvalidConfigError('electionTimeoutMaxMs', cfg.electionTimeoutMaxMs, `must exceed electionTimeoutMinMs (${cfg.electionTimeoutMinMs})`);

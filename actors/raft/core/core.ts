@@ -20,9 +20,10 @@ import { initialMembership, isKnown, isVoter, replicationTargets, sameNodes, vot
 import { ReplyGate, type RpcResponse } from './replies';
 import { ReplicatedLog } from './replicated-log';
 import { ProgressTracker } from './tracker';
-import type {
-  AppendEntriesRequest, AppendEntriesResponse, Entry, LogIndex, Membership, NodeId, RaftRole, Term,
-  VoteRequest, VoteResponse,
+import {
+  snapshotMetaOf,
+  type AppendEntriesRequest, type AppendEntriesResponse, type Entry, type InstallSnapshotRequest, type InstallSnapshotResponse, type LogIndex,
+  type Membership, type NodeId, type RaftRole, type SnapshotMeta, type Term, type VoteRequest, type VoteResponse,
 } from './types';
 
 export interface RaftCoreOptions {
@@ -35,7 +36,7 @@ export interface RaftCoreOptions {
 }
 
 /** The inputs that are RPC traffic, and so go through the term rules of paper 5.1. */
-type Message = Extract<Input, { type: 'appendEntries' | 'vote' | 'voteResponse' }>;
+type Message = Extract<Input, { type: 'appendEntries' | 'vote' | 'voteResponse' | 'installSnapshot' }>;
 
 /** Catch-up of new voters lasts at most this many catchUpTimeoutMs in all (see catchUpDeadline). */
 export const CATCH_UP_CAP_FACTOR = 10;
@@ -97,7 +98,13 @@ export class RaftCore {
     this.nowMs = opts.nowMs;
     this.currentTerm = hardState.currentTerm;
     this.votedFor = hardState.votedFor;
-    this.log = new ReplicatedLog(this.id, entries, lastApplied);
+    this.log = new ReplicatedLog(this.id, entries, lastApplied, opts.initial.snapshot ?? null);
+    const snapshot = opts.initial.snapshot ?? null;
+    if (snapshot !== null && this.log.startFit.reset) {
+      this.log.resetIssued();
+      this.emit({ type: 'resetLog', snapshotIndex: snapshot.lastIncludedIndex });
+    }
+    if (snapshot !== null && this.log.startFit.restore) this.emit({ type: 'restoreSnapshot', meta: snapshot });
     if (this.log.lastTerm > this.currentTerm) {
       // The log's last entry reached the disk but the hard state of its term did not (a torn write,
       // or a storage that keeps them in separate files). We were in that term; no vote of ours in it
@@ -117,7 +124,9 @@ export class RaftCore {
   step(input: Input): void {
     switch (input.type) {
       case 'tick': this.onTick(input.nowMs); break;
-      case 'appendEntries': case 'vote': case 'voteResponse': this.stepMessage(input); break;
+      case 'appendEntries': case 'vote': case 'voteResponse': case 'installSnapshot': this.stepMessage(input); break;
+      case 'snapshotChunkStored': this.onSnapshotChunkStored(input.reqId, input.req); break;
+      case 'snapshotCreated': this.onSnapshotCreated(input.meta); break;
       case 'replicated': this.onReplicated(input.peer, input.leaderTerm, input.matchIndex); break;
       case 'higherTerm': if (input.term > this.currentTerm) this.becomeFollower(input.term, null); break;
       case 'logPersisted': this.onLogPersisted(input.index); break;
@@ -193,7 +202,21 @@ export class RaftCore {
       durableIndex: this.log.durableIndex, commitIndex: this.log.commitIndex, lastApplied: this.log.lastApplied,
       membership: this.membership, membershipIndex: this.log.membershipIndex,
       configChange: c === null ? null : { phase: c.phase, target: c.target, awaiting: [...c.awaiting.keys()] },
+      snapshotIndex: this.log.snapshotIndex, snapshotTerm: this.log.snapshotTerm,
     };
+  }
+
+  /**
+   * What a snapshot of the state machine through `index` (applied here) must say about the log: the
+   * term at that index and the config in force there. Null when the index is not in our log (it is
+   * below our snapshot, or not applied yet).
+   */
+  snapshotPoint(index: LogIndex): { readonly term: Term; readonly membership: Membership; readonly membershipIndex: LogIndex } | null {
+    if (index < 1 || index > this.log.lastApplied || index < this.log.purgedThrough) return null;
+    const term = this.log.termAt(index);
+    if (term === null) return null;
+    const m = this.log.membershipAt(index);
+    return { term, membership: m.membership, membershipIndex: m.index };
   }
 
   /**
@@ -236,10 +259,10 @@ export class RaftCore {
     }
     const msgTerm = msg.type === 'voteResponse' ? msg.resp.term : msg.req.term;
     if (msgTerm > this.currentTerm) {
-      this.becomeFollower(msgTerm, msg.type === 'appendEntries' ? msg.req.leaderId : null);
+      this.becomeFollower(msgTerm, msg.type === 'appendEntries' || msg.type === 'installSnapshot' ? msg.req.leaderId : null);
     } else if (msgTerm < this.currentTerm && msg.type !== 'voteResponse') {
       // A stale request is refused; our term in the answer tells its sender to step down.
-      this.reply(msg.reqId, msg.type === 'vote' ? this.voteResponse(false, false) : this.appendResponse(false, 0 as LogIndex));
+      this.reply(msg.reqId, msg.type === 'vote' ? this.voteResponse(false, false) : msg.type === 'installSnapshot' ? this.snapshotResponse() : this.appendResponse(false, 0 as LogIndex));
       return;
     }
     if (msg.type === 'vote') {
@@ -254,6 +277,10 @@ export class RaftCore {
   }
 
   private stepLeader(msg: Exclude<Message, { type: 'vote' }>): void {
+    if (msg.type === 'installSnapshot') {
+      this.reply(msg.reqId, this.snapshotResponse()); // another leader of our term: bad input, as below
+      return;
+    }
     if (msg.type === 'appendEntries') {
       // Two leaders in one term cannot happen among correct nodes; a message claiming it is bad
       // input (a confused or hostile peer), so it is refused without touching our state rather
@@ -265,10 +292,11 @@ export class RaftCore {
   }
 
   private stepCandidate(msg: Exclude<Message, { type: 'vote' }>): void {
-    if (msg.type === 'appendEntries') {
+    if (msg.type === 'appendEntries' || msg.type === 'installSnapshot') {
       // Paper 5.2: a leader of our term exists; recognise it.
       this.becomeFollower(this.currentTerm, msg.req.leaderId);
-      this.handleAppendEntries(msg.reqId, msg.req);
+      if (msg.type === 'appendEntries') this.handleAppendEntries(msg.reqId, msg.req);
+      else this.handleInstallSnapshot(msg.reqId, msg.req);
       return;
     }
     const { from, resp } = msg;
@@ -288,6 +316,51 @@ export class RaftCore {
 
   private stepFollower(msg: Exclude<Message, { type: 'vote' }>): void {
     if (msg.type === 'appendEntries') this.handleAppendEntries(msg.reqId, msg.req);
+    else if (msg.type === 'installSnapshot') this.handleInstallSnapshot(msg.reqId, msg.req);
+  }
+
+  // ---- snapshots (paper 7, seed 002) ----
+
+  /** A chunk from the leader: it goes to storage first; onSnapshotChunkStored answers it. */
+  private handleInstallSnapshot(reqId: number, req: InstallSnapshotRequest): void {
+    this.currentLeader = req.leaderId;
+    this.syncVoterRole();
+    if (this.role === 'Follower') this.electionDeadlineMs = this.randomDeadline();
+    this.emit({ type: 'storeSnapshotChunk', reqId, req });
+  }
+
+  /**
+   * Storage holds the chunk; after the last one, the whole snapshot is durable. Then the log and the
+   * state machine move to it: entries after it that match stay, a contradicting log goes.
+   */
+  private onSnapshotChunkStored(reqId: number, req: InstallSnapshotRequest): void {
+    if (req.done) {
+      const meta = snapshotMetaOf(req);
+      const before = this.membership;
+      const fit = this.log.installSnapshot(meta);
+      if (fit !== 'stale') {
+        if (fit === 'reset') {
+          // Held successes naming entries that are gone must not go out as successes.
+          this.replies.revokeSuccessesFrom((meta.lastIncludedIndex + 1) as LogIndex, this.appendResponse(false, 0 as LogIndex), this.saves.awaited);
+          this.emit({ type: 'resetLog', snapshotIndex: meta.lastIncludedIndex });
+        }
+        this.emit({ type: 'restoreSnapshot', meta });
+        this.emit({ type: 'commit', commitIndex: this.log.commitIndex });
+        if (this.membership !== before) this.onMembershipChanged();
+      }
+    }
+    this.reply(reqId, this.snapshotResponse());
+  }
+
+  /** Our own snapshot is durable: forget what it covers in memory, and purge storage behind it. */
+  private onSnapshotCreated(meta: SnapshotMeta): void {
+    if (!this.log.snapshotTaken(meta)) return;
+    const through = meta.lastIncludedIndex - this.config.snapshotKeepEntries;
+    if (through > 0) this.emit({ type: 'purgeLog', throughIndex: through as LogIndex });
+  }
+
+  private snapshotResponse(): InstallSnapshotResponse {
+    return { type: 'installSnapshotResponse', term: this.currentTerm };
   }
 
   // ---- elections (paper 5.2, 5.4.1) ----

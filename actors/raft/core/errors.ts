@@ -66,6 +66,18 @@ export class MalformedMessageError extends RaftError {
 }
 
 /** An internal invariant failed: the node stops rather than limp on with state it cannot trust. */
+/**
+ * A write whose entry a snapshot covered before this node learned its fate (it was leader, then
+ * installed a newer leader's snapshot): it may or may not be in the state. Retry only if the
+ * command is idempotent.
+ */
+export class ProposalOutcomeUnknownError extends RaftError {
+  readonly code = 'ProposalOutcomeUnknown';
+  constructor(readonly index: number) {
+    super(`the outcome of the write at index ${index} is unknown: a snapshot covered it before this node learned whether it committed`);
+  }
+}
+
 export class InvariantViolation extends RaftError {
   readonly code = 'InvariantViolation';
   constructor(readonly reason: string) {

@@ -5,8 +5,8 @@
  */
 import type { ConfigChangeOutcome, ConfigChangeStatus } from './config-change';
 import type {
-  AppendEntriesRequest, AppendEntriesResponse, Entry, HardState, LogIndex, Membership, NodeId,
-  RaftRole, Term, VoteRequest, VoteResponse,
+  AppendEntriesRequest, AppendEntriesResponse, Entry, HardState, InstallSnapshotRequest, InstallSnapshotResponse, LogIndex, Membership, NodeId,
+  RaftRole, SnapshotMeta, Term, VoteRequest, VoteResponse,
 } from './types';
 
 /** A source of chance the core is handed (seeded in tests and the simulator). */
@@ -18,10 +18,12 @@ export interface RandomSource {
 /** What storage hands the core on start (after a restart, everything that was made durable). */
 export interface InitialState {
   readonly hardState: HardState;
-  /** Every entry in the log, in index order, starting at index 1 (snapshots will move the start). */
+  /** Every entry storage holds, in index order: from index 1, or from its first index after a purge. */
   readonly entries: readonly Entry[];
   /** The index the state machine has applied through. */
   readonly lastApplied: LogIndex;
+  /** The latest durable snapshot, if any (see ReplicatedLog's constructor for how it meets the log). */
+  readonly snapshot?: SnapshotMeta | null;
 }
 
 export type Input =
@@ -46,7 +48,13 @@ export type Input =
   /** Storage made the hard state with this `seq` durable. */
   | { readonly type: 'hardStatePersisted'; readonly seq: number }
   /** The state machine has applied through `index`. */
-  | { readonly type: 'applied'; readonly index: LogIndex };
+  | { readonly type: 'applied'; readonly index: LogIndex }
+  /** An InstallSnapshot chunk arrived; answer with a `reply` command carrying the same reqId. */
+  | { readonly type: 'installSnapshot'; readonly reqId: number; readonly req: InstallSnapshotRequest }
+  /** Storage holds the chunk of a `storeSnapshotChunk` command (for the last one: the whole snapshot, durable). */
+  | { readonly type: 'snapshotChunkStored'; readonly reqId: number; readonly req: InstallSnapshotRequest }
+  /** Our state machine's snapshot through meta.lastIncludedIndex is durable in storage. */
+  | { readonly type: 'snapshotCreated'; readonly meta: SnapshotMeta };
 
 export type Command =
   /** Make this hard state durable, then feed back `hardStatePersisted(seq)`. */
@@ -59,7 +67,21 @@ export type Command =
   /** Send a RequestVote; feed the answer back as `voteResponse`. Issued only after our vote is durable. */
   | { readonly type: 'sendVote'; readonly to: NodeId; readonly req: VoteRequest }
   /** Answer an RPC. Issued only once the persistence rules of seed 002 are met. */
-  | { readonly type: 'reply'; readonly reqId: number; readonly resp: AppendEntriesResponse | VoteResponse }
+  | { readonly type: 'reply'; readonly reqId: number; readonly resp: AppendEntriesResponse | VoteResponse | InstallSnapshotResponse }
+  /**
+   * Write this InstallSnapshot chunk to storage (`writeSnapshot`), then feed back
+   * `snapshotChunkStored`. If storage refuses it, answer the RPC with the error instead.
+   */
+  | { readonly type: 'storeSnapshotChunk'; readonly reqId: number; readonly req: InstallSnapshotRequest }
+  /** Delete log entries at or below `throughIndex` from storage (covered by the snapshot; no ack needed). */
+  | { readonly type: 'purgeLog'; readonly throughIndex: LogIndex }
+  /**
+   * The log contradicted the snapshot and was dropped: make storage drop it too (truncate from
+   * snapshotIndex + 1, purge through snapshotIndex), then feed back `logPersisted(snapshotIndex)`.
+   */
+  | { readonly type: 'resetLog'; readonly snapshotIndex: LogIndex }
+  /** The state machine must take the state of this snapshot (read it from storage) before applying anything after it. */
+  | { readonly type: 'restoreSnapshot'; readonly meta: SnapshotMeta }
   /**
    * We became leader of `term`: start a replication stream to every target, each starting at
    * `nextIndex` (our last index + 1 at election), carrying `commitIndex`.
@@ -100,6 +122,9 @@ export interface CoreStatus {
   readonly membershipIndex: LogIndex;
   /** The leader's config change in progress, or null (always null on other roles). */
   readonly configChange: ConfigChangeStatus | null;
+  /** The latest snapshot's last index and term (0 when none). */
+  readonly snapshotIndex: LogIndex;
+  readonly snapshotTerm: Term;
 }
 
 /** What `propose` returns on the leader: where the new entries went. */

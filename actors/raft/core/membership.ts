@@ -75,6 +75,9 @@ interface ConfigAt {
 export class ConfigHistory {
   private readonly configs: ConfigAt[] = [];
 
+  /** Where `base` came from: 0 for the pristine or InitWithConfig membership, else the config entry a snapshot covered. */
+  private baseIndex = 0 as LogIndex;
+
   /** `base`: the pristine membership, or the one InitWithConfig set in memory. */
   constructor(private base: Membership) {}
 
@@ -89,7 +92,26 @@ export class ConfigHistory {
 
   /** The index of the entry holding `current`; 0 for the base membership. */
   get currentIndex(): LogIndex {
-    return this.configs.length === 0 ? (0 as LogIndex) : this.configs[this.configs.length - 1]!.index;
+    return this.configs.length === 0 ? this.baseIndex : this.configs[this.configs.length - 1]!.index;
+  }
+
+  /** The config in force at `index` (the latest config entry at or below it, else the base) and its index. */
+  at(index: LogIndex): { readonly membership: Membership; readonly index: LogIndex } {
+    for (let k = this.configs.length - 1; k >= 0; k--) {
+      const c = this.configs[k]!;
+      if (c.index <= index) return c;
+    }
+    return { membership: this.base, index: this.baseIndex };
+  }
+
+  /**
+   * A snapshot covers everything through `through`: configs at or below it are forgotten, and the
+   * one in force there (`membership`, from entry `index`) becomes the base.
+   */
+  rebase(through: LogIndex, membership: Membership, index: LogIndex): void {
+    while (this.configs.length > 0 && this.configs[0]!.index <= through) this.configs.shift();
+    this.base = membership;
+    this.baseIndex = index;
   }
 
   setBase(base: Membership): void {

@@ -173,6 +173,7 @@ export class Cluster {
       case 'reply': {
         const o = this.outstanding.get(cmd.reqId);
         if (o === undefined) throw new Error(`node ${node.id} replied to unknown request ${cmd.reqId}`);
+        if (cmd.resp.type === 'installSnapshotResponse') throw new Error('this in-process cluster does not take snapshots');
         this.send({ kind: 'response', from: o.to, to: o.from, reqId: cmd.reqId, resp: cmd.resp });
         break;
       }

@@ -6,7 +6,7 @@ import { buildConfig, type RaftConfig } from '../../../actors/raft/core/config';
 import { RaftCore } from '../../../actors/raft/core/core';
 import type { Command, Input } from '../../../actors/raft/core/io';
 import type {
-  AppendEntriesRequest, Entry, LogIndex, Membership, NodeId, Term, VoteRequest,
+  AppendEntriesRequest, Entry, LogIndex, Membership, SnapshotMeta, NodeId, Term, VoteRequest,
 } from '../../../actors/raft/core/types';
 import { SeededRandom } from './random';
 import type { RandomSource } from '../../../actors/raft/core/io';
@@ -39,6 +39,8 @@ export interface CoreSpec {
   nowMs?: number;
   random?: RandomSource;
   config?: RaftConfig;
+  /** A durable snapshot storage hands back with the log (the log then holds entries from after it, or from earlier). */
+  snapshot?: SnapshotMeta | null;
 }
 
 export function makeCore(spec: CoreSpec = {}): RaftCore {
@@ -52,6 +54,7 @@ export function makeCore(spec: CoreSpec = {}): RaftCore {
       hardState: { currentTerm: t(spec.term ?? (entries.length > 0 ? entries[entries.length - 1]!.term : 0)), votedFor: spec.votedFor === undefined || spec.votedFor === null ? null : n(spec.votedFor) },
       entries,
       lastApplied: i(spec.lastApplied ?? 0),
+      snapshot: spec.snapshot ?? null,
     },
   });
 }
