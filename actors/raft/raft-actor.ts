@@ -544,22 +544,35 @@ export class RaftActor implements Actor<RaftMsg> {
   private onSnapshotNow(): unknown {
     if (!this.canSnapshot) return replyError(new NotAllowedError('this state machine does not take snapshots (it has no snapshot() and restore())'));
     if (this.installing()) return replyError(new NotAllowedError('a snapshot from the leader is being installed'));
+    if (this.snapshotting === null && !this.startSnapshot()) {
+      // Nothing applied since the latest snapshot: that one is the answer (or there is none yet).
+      const s = this.core.status();
+      if (s.snapshotIndex === 0) return replyError(new NotAllowedError('nothing is applied yet: there is nothing to snapshot'));
+      const current = new DeferredReply<SnapshotMeta>();
+      this.storage.ask<SnapshotMeta | null>({ type: 'getSnapshot' }).then(
+        (meta) => (meta !== null ? current.resolve(meta) : current.reject(new NotAllowedError('no snapshot is stored'))),
+        (err: Error) => current.reject(err),
+      );
+      return current;
+    }
     const reply = new DeferredReply<SnapshotMeta>();
-    if (this.snapshotting === null) this.startSnapshot();
     this.snapshotting!.waiters.push(reply);
     return reply;
   }
 
-  private startSnapshot(): void {
+  /** Starts making a snapshot through the last applied index; false when there is nothing new to cover. */
+  private startSnapshot(): boolean {
     const s = this.core.status();
+    if (s.lastApplied <= s.snapshotIndex) return false;
     const point = this.core.snapshotPoint(s.lastApplied);
-    if (point === null) return; // nothing new to cover (the last snapshot is at lastApplied already)
+    if (point === null) return false;
     this.snapshotting = { waiters: [] };
     const self = this.ctx.self as ActorRef<RaftMsg>;
     this.apply.ask<SnapshotMeta>({ type: 'createSnapshot', point: { index: s.lastApplied, ...point }, maxChunkBytes: this.args.config.snapshotMaxChunkBytes }, Infinity).then(
       (meta) => self.tell({ type: 'snapshotDone', meta, error: null }),
       (error: Error) => self.tell({ type: 'snapshotDone', meta: null, error }),
     );
+    return true;
   }
 
   private onSnapshotDone(meta: SnapshotMeta | null, error: Error | null): void {

@@ -147,15 +147,14 @@ describe('core: snapshots (paper 7)', () => {
       expect(replies(next).at(-1)).to.deep.include({ success: true, matchIndex: 8 });
     });
 
-    it('a snapshot that covers nothing new (at or below our commit index) is answered and changes nothing', () => {
+    it('a snapshot that covers nothing new (at or below our commit index) is answered at once and never stored (it would replace a newer one)', () => {
       const core = follower(1, [1, 1, 1, 1], { term: 1, lastApplied: 4 });
       core.takeCommands();
       const req = installReq(1, meta(3, 1), { offset: 0, bytes: 10, done: true });
-      core.step({ type: 'installSnapshot', reqId: 1, req });
-      core.takeCommands();
-      const cmds = stepDurably(core, { type: 'snapshotChunkStored', reqId: 1, req });
+      const cmds = stepDurably(core, { type: 'installSnapshot', reqId: 1, req });
+      expect(ofType(cmds, 'storeSnapshotChunk')).to.deep.equal([]);
       expect(ofType(cmds, 'restoreSnapshot')).to.deep.equal([]);
-      expect(replies(cmds)).to.have.length(1);
+      expect(replies(cmds)).to.deep.equal([{ type: 'installSnapshotResponse', term: 1 }]);
       expect(core.status()).to.include({ snapshotIndex: 0, commitIndex: 4, lastLogIndex: 4 });
     });
 

@@ -467,12 +467,9 @@ describe('t85 snapshots and log compaction', function () {
     expectNoNodeFailed(c);
   });
 
-  // BUG (fails today): storage's writeSnapshot makes any complete snapshot current, while the core
-  // (ReplicatedLog.installSnapshot) answers 'stale' and ignores one at or below its commit index.
-  // A stale snapshot above the purge point therefore replaces the follower's newer one in storage
-  // (getSnapshot names stale-<S-2>); core and storage then disagree, and after a restart the node
-  // restores from the older snapshot (snapshotIndex goes back). Fix: do not store chunks of a
-  // snapshot the core will ignore, or have storage refuse one older than the current.
+  // Was a bug: storage made any complete snapshot current while the core ignored one at or below
+  // its commit index, so a stale snapshot replaced the follower's newer one in storage and a restart
+  // went back to it. The core now answers such chunks at once and never stores them.
   it('a stale InstallSnapshot (below what the follower has applied) does not replace its newer snapshot', async () => {
     const dirs = tempDirs(3);
     const c = await start({ size: 3, config: SMALL, storage: (id) => fileStorageSpec({ dir: dirs[id - 1] }) });
@@ -521,9 +518,8 @@ describe('t85 snapshots and log compaction', function () {
       expectNoNodeFailed(c);
     });
 
-    // BUG (fails today): RaftActor.onSnapshotNow calls startSnapshot(), which returns without
-    // setting `snapshotting` when core.snapshotPoint(lastApplied) is null (lastApplied 0), then
-    // dereferences `this.snapshotting!.waiters`: the TypeError escapes receive() and fails the node.
+    // Was a bug: with nothing applied, snapshotNow dereferenced a snapshot that was never started
+    // and the TypeError failed the node.
     it('on a pristine node (nothing applied): NotAllowedError, and the node keeps running', async () => {
       const c = await start({ size: 1, init: false, config: { snapshotLogsSinceLast: 0 } });
       await waitUntil(c.node(1), (m) => m.state === 'NonVoter', 'node started');

@@ -326,6 +326,12 @@ export class RaftCore {
     this.currentLeader = req.leaderId;
     this.syncVoterRole();
     if (this.role === 'Follower') this.electionDeadlineMs = this.randomDeadline();
+    if (req.lastIncludedIndex <= this.log.commitIndex) {
+      // We have all it covers, committed: storing it would only replace a newer snapshot of ours
+      // with an older one. Answered at once; the leader then goes on from there.
+      this.reply(reqId, this.snapshotResponse());
+      return;
+    }
     this.emit({ type: 'storeSnapshotChunk', reqId, req });
   }
 
