@@ -22,11 +22,11 @@
  * const node = await RaftNode.start({ system, id: 1, network, stateMachine,
  *   storage: fileStorageSpec({ dir: '/var/lib/myapp/raft-1' }) });
  */
-import { closeSync, existsSync, fdatasync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeSync, writevSync, ftruncateSync } from 'node:fs';
+import { closeSync, existsSync, fdatasync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeSync, writevSync, ftruncateSync } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { crc32 } from 'node:zlib';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Actor, ActorContext, ActorSpec } from '../runtime/actor';
 import { DeferredReply, replyError } from '../runtime/actor';
@@ -43,6 +43,8 @@ import { SnapshotGoneError, StorageContractError, type StorageMsg, type StoredSt
 const fdatasyncAsync = promisify(fdatasync);
 
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+/** Most bytes one flush writes (unless a single write is bigger): see the append path. */
+export const MAX_FLUSH_BYTES = 64 * 1024 * 1024;
 export const MIN_SEGMENT_BYTES = 4096;
 export const MAX_SEGMENT_BYTES = 1024 * 1024 * 1024;
 
@@ -100,6 +102,9 @@ export class FileStorageStats {
     return out;
   }
 }
+
+/** The size of a seal record (header and body): a torn seal is at most this many bytes. */
+const SEAL_RECORD_BYTES = 17;
 
 const SEGMENT_RE = /^segment-(\d{10})\.log$/;
 const segmentName = (seq: number): string => `segment-${String(seq).padStart(10, '0')}.log`;
@@ -264,15 +269,16 @@ export function recoverDir(dir: string, opts: { repair: boolean; onTornTail?: (f
       seg.maxIndex = Math.max(seg.maxIndex, replayRecord(store, rec, seg.path, at).lastEntry);
     });
     if (!isLast) {
-      if (replay.tornBytes > 0) throw new CorruptLogError(seg.path, replay.validBytes, `${replay.tornBytes} damaged bytes at the end of a closed segment (only the last segment can have a torn tail)`);
-      if (!sealed) {
-        // Segment k+1 is made durable before k's seal is written: a crash between the two leaves
-        // an empty k+1 and an unsealed k, and nothing was ever written to k+1.
-        const next = segments[i + 1];
-        const emptyLast = i === segments.length - 2 && statSync(next.path).size === 0;
-        if (!emptyLast) throw new CorruptLogError(seg.path, replay.validBytes, `segment ${seg.seq} was never closed, but segment ${next.seq} after it holds records`);
+      const next = segments[i + 1];
+      // Segment k+1 is made durable before k's seal is written: a crash between the two leaves an
+      // empty k+1 and an unsealed k, possibly with part of the seal (a torn write of at most one
+      // seal record). Nothing was ever written to k+1, and nothing but the seal after k's records.
+      if (!sealed && i === segments.length - 2 && statSync(next.path).size === 0 && replay.tornBytes <= SEAL_RECORD_BYTES) {
         unsealed = seg;
+        continue;
       }
+      if (replay.tornBytes > 0) throw new CorruptLogError(seg.path, replay.validBytes, `${replay.tornBytes} damaged bytes at the end of a closed segment (only the last segment can have a torn tail)`);
+      if (!sealed) throw new CorruptLogError(seg.path, replay.validBytes, `segment ${seg.seq} was never closed, but segment ${next.seq} after it holds records`);
       continue;
     }
     if (sealed) throw new CorruptLogError(join(dir, segmentName(seg.seq + 1)), 0, `segment ${seg.seq + 1} is missing: segment ${seg.seq} was closed, which happens only once ${seg.seq + 1} is on disk`);
@@ -286,8 +292,14 @@ export function recoverDir(dir: string, opts: { repair: boolean; onTornTail?: (f
     }
   }
   if (unsealed !== null && opts.repair) {
-    const fd = openSync((unsealed as Segment).path, 'a');
-    try { writeSync(fd, encodeRecord({ type: 'seal', next: (unsealed as Segment).seq + 1 })); fsyncSync(fd); } finally { closeSync(fd); }
+    // Cut a torn seal (if any), then write the whole one.
+    const u = unsealed as Segment;
+    const fd = openSync(u.path, 'r+');
+    try {
+      ftruncateSync(fd, u.size);
+      writeSync(fd, encodeRecord({ type: 'seal', next: u.seq + 1 }), 0, undefined, u.size);
+      fsyncSync(fd);
+    } finally { closeSync(fd); }
   }
   if (opts.repair && stale.length + leftovers.length > 0) {
     for (const sg of stale) unlinkSync(sg.path);
@@ -332,14 +344,24 @@ function pidAlive(pid: number): boolean {
 }
 
 /** Creates the LOCK file only if there is none (O_EXCL): of two openers, exactly one succeeds. */
+/**
+ * Creates the LOCK file with its whole content, or returns false when one exists. The content is
+ * written to a file of our own first and then hard-linked as LOCK (link fails if LOCK exists), so
+ * nobody ever sees a LOCK without its pid: of two openers exactly one gets it.
+ */
 function createLockFile(path: string, content: string): boolean {
-  let fd: number;
-  try { fd = openSync(path, 'wx'); } catch (err) {
+  const staging = `${path}.${process.pid}.${randomUUID()}`;
+  const fd = openSync(staging, 'wx');
+  try { writeSync(fd, content); } finally { closeSync(fd); }
+  try {
+    linkSync(staging, path);
+    return true;
+  } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw err;
+  } finally {
+    rmSync(staging, { force: true });
   }
-  try { writeSync(fd, content); } finally { closeSync(fd); }
-  return true;
 }
 
 /**
@@ -355,7 +377,9 @@ function acquireLock(dir: string): string {
     if (createLockFile(path, mine)) return mine;
     let pid = Number.NaN;
     try { pid = Number.parseInt(readFileSync(path, 'utf8'), 10); } catch { continue; } // removed meanwhile: try again
-    if (Number.isSafeInteger(pid) && pid > 0 && pidAlive(pid)) throw new StorageLockedError(dir, pid);
+    // A LOCK is always whole (see createLockFile): one without a pid was not written by us. Refuse it.
+    if (!Number.isSafeInteger(pid) || pid < 1) throw new StorageLockedError(dir, Number.NaN);
+    if (pidAlive(pid)) throw new StorageLockedError(dir, pid);
     rmSync(path, { force: true }); // stale: its process is gone
   }
   throw new StorageLockedError(dir, Number.NaN);
@@ -363,6 +387,7 @@ function acquireLock(dir: string): string {
 
 /** Removes the LOCK if it is still the one this opening wrote. */
 function releaseLock(dir: string, mine: string): void {
+  if (mine === '') return; // never took it (a refused start)
   const path = join(dir, LOCK);
   try {
     if (readFileSync(path, 'utf8') === mine) unlinkSync(path);
@@ -391,6 +416,8 @@ export class FileStorageActor implements Actor<StorageMsg> {
   private dirFh!: FileHandle;
   /** Log writes waiting for the next flush. */
   private batch = emptyBatch();
+  /** Batches that reached MAX_FLUSH_BYTES while a flush ran, oldest first; flushed before `batch`. */
+  private fullBatches: Batch[] = [];
   private flushing: Promise<void> | null = null;
   /** The hard state to write next, and who waits for it. */
   private hsNext: { bytes: Uint8Array; replies: DeferredReply<unknown>[] } | null = null;
@@ -408,7 +435,10 @@ export class FileStorageActor implements Actor<StorageMsg> {
   async started(ctx: ActorContext): Promise<void> {
     this.ctx = ctx;
     const { dir } = this.opts;
-    mkdirSync(dir, { recursive: true });
+    const created = mkdirSync(dir, { recursive: true });
+    // New directories are entries of their parents: make those durable too, or a power loss could
+    // bring the node back without its directory, as a wiped (pristine) node.
+    if (created !== undefined) for (let d = dir; ; d = dirname(d)) { fsyncDirSync(dirname(d)); if (d === created) break; }
     this.lock = acquireLock(dir);
     try {
       rmSync(join(dir, HARD_STATE_TMP), { force: true }); // an unacknowledged hard state: never used
@@ -487,8 +517,15 @@ export class FileStorageActor implements Actor<StorageMsg> {
       case 'appendEntries': case 'replicateEntries': case 'truncate': {
         const w = planLogWrite(this.store, msg);
         const reply = new DeferredReply<unknown>();
-        for (const r of w.records) {
-          const bytes = encodeRecord(r.rec);
+        const encoded = w.records.map((r) => encodeRecord(r.rec));
+        // A batch stays below MAX_FLUSH_BYTES (one write may go over it alone): a segment then never
+        // grows past segmentBytes + one batch, and recovery can read it whole.
+        const size = encoded.reduce((n, b) => n + b.byteLength, 0);
+        if (this.batch.bytes > 0 && this.batch.bytes + size > MAX_FLUSH_BYTES) {
+          this.fullBatches.push(this.batch);
+          this.batch = emptyBatch();
+        }
+        for (const bytes of encoded) {
           this.batch.buffers.push(bytes);
           this.batch.bytes += bytes.byteLength;
           this.batch.records++;
@@ -660,9 +697,13 @@ export class FileStorageActor implements Actor<StorageMsg> {
   private async flushLoop(): Promise<void> {
     let b = emptyBatch();
     try {
-      while (this.batch.replies.length > 0 && this.failure === null) {
-        b = this.batch;
-        this.batch = emptyBatch();
+      while ((this.fullBatches.length > 0 || this.batch.replies.length > 0) && this.failure === null) {
+        if (this.fullBatches.length > 0) {
+          b = this.fullBatches.shift()!;
+        } else {
+          b = this.batch;
+          this.batch = emptyBatch();
+        }
         if (b.bytes > 0) {
           this.ioSync('write', this.segment.path, () => writeAll(this.fh.fd, b.buffers, b.bytes));
           await this.io('fdatasync', this.segment.path, () => this.fh.datasync());
@@ -718,14 +759,16 @@ export class FileStorageActor implements Actor<StorageMsg> {
 
   private async hardStateLoop(): Promise<void> {
     const { dir } = this.opts;
+    let job: { bytes: Uint8Array; replies: DeferredReply<unknown>[] } | null = null;
     try {
       while (this.hsNext !== null && this.failure === null) {
-        const job = this.hsNext;
+        const next = this.hsNext;
+        job = next;
         this.hsNext = null;
         const tmp = join(dir, HARD_STATE_TMP);
         const fh = await this.io('create', tmp, () => open(tmp, 'w'));
         try {
-          this.ioSync('write', tmp, () => writeAll(fh.fd, [job.bytes], job.bytes.byteLength));
+          this.ioSync('write', tmp, () => writeAll(fh.fd, [next.bytes], next.bytes.byteLength));
           await this.io('fdatasync', tmp, () => fh.datasync());
         } finally {
           await fh.close();
@@ -734,10 +777,12 @@ export class FileStorageActor implements Actor<StorageMsg> {
         await this.io('fsync', dir, () => this.dirFh.sync());
         this.stats.add('fsyncs', 2);
         this.stats.add('hardStateWrites');
-        for (const r of job.replies) r.resolve(undefined);
+        for (const r of next.replies) r.resolve(undefined);
+        job = null;
       }
     } catch (err) {
-      this.fail(err as Error, this.hsNext?.replies ?? []);
+      // The failed write's own askers hear the cause too (with the ones waiting behind it).
+      this.fail(err as Error, job?.replies ?? []);
     } finally {
       this.hsWriting = null;
     }
@@ -764,7 +809,8 @@ export class FileStorageActor implements Actor<StorageMsg> {
   private fail(err: Error, waiting: readonly DeferredReply<unknown>[]): void {
     const failure = err instanceof StorageIoError ? err : new StorageIoError('write', this.opts.dir, err.message);
     // The askers hear the cause first; crashing would answer them with ActorGoneError instead.
-    for (const r of [...waiting, ...this.batch.replies, ...(this.hsNext?.replies ?? [])]) r.reject(failure);
+    for (const r of [...waiting, ...this.fullBatches.flatMap((fb) => fb.replies), ...this.batch.replies, ...(this.hsNext?.replies ?? [])]) r.reject(failure);
+    this.fullBatches = [];
     this.batch = emptyBatch();
     this.hsNext = null;
     if (this.failure === null) {

@@ -263,7 +263,31 @@ describe('FileStorage', () => {
     });
   });
 
+  describe('a failing disk (hard state)', () => {
+    it('a failed hard-state replacement answers its own askers with StorageIoError', async () => {
+      const dir = h.tempDir();
+      const s = await h.open(dir);
+      await s.ask({ type: 'saveHardState', hardState: { currentTerm: tm(1), votedFor: null } });
+      // The directory fsync after the rename fails (EBADF), as a dying disk's would.
+      await (h.system.localActor<FileStorageActor>(s.id) as unknown as { dirFh: { close(): Promise<void> } }).dirFh.close();
+      let err: unknown = null;
+      try { await s.ask({ type: 'saveHardState', hardState: { currentTerm: tm(2), votedFor: 3 as NodeId } }); } catch (e) { err = e; }
+      expect(err, 'the asker hears the cause, not ActorGoneError').to.be.instanceOf(StorageIoError);
+      expect((err as StorageIoError).op).to.equal('fsync');
+    });
+  });
+
   describe('the LOCK file', () => {
+    it('a LOCK without a pid (not one this code writes: it writes LOCK whole, by link) is refused, not taken over', async () => {
+      const dir = h.tempDir();
+      writeFileSync(join(dir, 'LOCK'), '');
+      let err: unknown = null;
+      try { await h.open(dir); } catch (e) { err = e; }
+      expect(err).to.be.instanceOf(StorageLockedError);
+      expect(readFileSync(join(dir, 'LOCK'), 'utf8')).to.equal('');
+      expect(readdirSync(dir).filter((n) => n.startsWith('LOCK.')), 'no staging file is left behind').to.deep.equal([]);
+    });
+
     it('refuses a directory held by another live process, naming it', async () => {
       const dir = h.tempDir();
       writeFileSync(join(dir, 'LOCK'), `${process.ppid}\n`);
@@ -399,6 +423,37 @@ describe('FileStorage', () => {
       await h.close(r);
       expect((await readFileStorage(dir)).entries).to.deep.equal(entries(1, 12));
       expect(statSync(join(dir, 'segment-0000000002.log')).size).to.be.greaterThan(0);
+    });
+
+    it('a crash that tore the seal of the full segment (part of it on disk) while starting a new one: recovers, cutting the torn seal', async () => {
+      for (const keep of [1, 8, 10, 16]) {
+        const dir = h.tempDir();
+        const s = await h.open(dir);
+        await append(s, entries(1, 10));
+        await h.close(s);
+        const seg1 = join(dir, 'segment-0000000001.log');
+        const whole = statSync(seg1).size;
+        const seal = encodeRecord({ type: 'seal', next: 2 });
+        expect(seal.byteLength).to.equal(17);
+        appendFileSync(seg1, seal.subarray(0, keep));
+        writeFileSync(join(dir, 'segment-0000000002.log'), Buffer.alloc(0));
+        const r = await h.open(dir);
+        expect(await wholeLog(r), `${keep} bytes of the seal`).to.deep.equal(entries(1, 10));
+        expect(await append(r, entries(11, 11))).to.equal(11);
+        await h.close(r);
+        expect(statSync(seg1).size, 'the torn seal is replaced by a whole one').to.equal(whole + 17);
+        expect((await readFileStorage(dir)).entries).to.deep.equal(entries(1, 11));
+      }
+    });
+
+    it('more damage than a seal at the end of a full segment before an empty new one: refuses', async () => {
+      const dir = h.tempDir();
+      const s = await h.open(dir);
+      await append(s, entries(1, 10));
+      await h.close(s);
+      appendFileSync(join(dir, 'segment-0000000001.log'), Buffer.alloc(18, 7));
+      writeFileSync(join(dir, 'segment-0000000002.log'), Buffer.alloc(0));
+      expect((await openRefused(dir)).message).to.match(/damaged bytes at the end of a closed segment/);
     });
 
     it('an unsealed segment followed by one with records: refuses', async () => {
