@@ -27,10 +27,17 @@
  *   leads: a new leader is a voter of its own latest config, which is no older than the latest
  *   config committed before its term (seed 000's rare case, a node removed by an unfinished change
  *   finishing it, is a voter of the committed joint config); a leader that commits a config
- *   leaving it out steps down in that same step.
+ *   leaving it out steps down in that same step;
+ * - snapshots (log compaction): a node's snapshot never covers an index not known committed, and
+ *   its last included term is the term committed there; a node's snapshot index never goes back
+ *   (on disk ever, in memory while it runs) and never runs ahead of its disk's durable snapshot;
+ *   a state machine restored from a snapshot through S has the state hash other nodes had at S.
+ *   Log matching and leader completeness count a node's log from its first held index: what a
+ *   purge or a snapshot install removed is the committed prefix (its hash chain continues from the
+ *   committed entry's), and committed entries a snapshot covers count as present.
  */
 import { createHash } from 'node:crypto';
-import type { Entry, LogIndex, Membership, NodeId, Term } from '../actors/raft/core/types';
+import type { Entry, LogIndex, Membership, NodeId, SnapshotMeta, Term } from '../actors/raft/core/types';
 import type { CoreStatus } from '../actors/raft/core/io';
 import type { DurableView } from './sim-storage';
 
@@ -64,6 +71,9 @@ interface NodeMemory {
   configs: ConfigSeen[];
   /** The membership this node showed after the previous step it was observed in (null: not since it started). */
   membership: Membership | null;
+  /** The snapshot index this node showed (in memory, while it runs), and the one on its disk. */
+  snapshot: number;
+  diskSnapshot: number;
 }
 
 interface ConfigSeen {
@@ -111,7 +121,7 @@ export class InvariantChecker {
 
   private memory(id: NodeId): NodeMemory {
     let m = this.mem.get(id);
-    if (!m) { m = { term: 0, votedFor: null, commit: 0, applied: 0, role: 'NonVoter', diskTerm: 0, diskVote: null, chain: [], configs: [], membership: null }; this.mem.set(id, m); }
+    if (!m) { m = { term: 0, votedFor: null, commit: 0, applied: 0, role: 'NonVoter', diskTerm: 0, diskVote: null, chain: [], configs: [], membership: null, snapshot: 0, diskSnapshot: 0 }; this.mem.set(id, m); }
     return m;
   }
 
@@ -138,6 +148,8 @@ export class InvariantChecker {
     m.term = disk ? disk.hardState.currentTerm : 0;
     m.votedFor = disk ? disk.hardState.votedFor : null;
     m.membership = null;
+    // The snapshot in memory comes back from the disk's; one whose record a power loss dropped was never used.
+    m.snapshot = disk?.snapshot?.lastIncludedIndex ?? 0;
   }
 
   /** After every step, for every running node. */
@@ -168,7 +180,8 @@ export class InvariantChecker {
     // A leader that commits its own removal steps down in that same step: its last commit was still a leader's.
     if (s.role === 'Leader' || (m.role === 'Leader' && m.term === s.currentTerm)) this.checkCommitDurable(id, view, m);
     if (s.commitIndex > m.commit) this.recordCommitted(id, view, m.commit + 1, s.commitIndex, s.currentTerm);
-    this.checkDurableHardState(id, m);
+    if (s.snapshotIndex !== m.snapshot) this.checkSnapshot(id, m, s.snapshotIndex, s.snapshotTerm);
+    this.checkDurableHardState(id, m, s.snapshotIndex);
     m.term = s.currentTerm;
     m.votedFor = s.votedFor;
     m.commit = s.commitIndex;
@@ -177,10 +190,38 @@ export class InvariantChecker {
     m.membership = s.membership;
   }
 
-  /** The term and vote on disk never go back, crashes included: one durable vote per term. */
-  private checkDurableHardState(id: NodeId, m: NodeMemory): void {
-    const hs = this.quorumDisks?.(id)?.hardState;
-    if (hs === undefined) return;
+  /**
+   * Node `id` now shows snapshot `index` (term `term`): it never goes back while the node runs, and
+   * covers only committed entries, its last one with the term committed there.
+   */
+  private checkSnapshot(id: NodeId, m: NodeMemory, index: number, term: number): void {
+    if (index < m.snapshot) this.fail('monotonic snapshot', `node ${id} snapshot index went from ${m.snapshot} back to ${index}`);
+    this.checkCoversCommitted(id, 'its snapshot', index, term);
+    m.snapshot = index;
+  }
+
+  /** A snapshot through `index` with last term `term` covers only committed entries. */
+  private checkCoversCommitted(id: NodeId, what: string, index: number, term: number): void {
+    if (index === 0) return;
+    const known = this.committedTerm[index];
+    if (index > this.committedIndex || known === undefined) {
+      this.fail('snapshot covers only committed entries', `node ${id}'s ${what} covers index ${index} (term ${term}), but the highest index known committed is ${this.committedIndex}${index <= this.committedIndex ? ` and index ${index} was never seen committed` : ''}`);
+    }
+    if (known !== term) this.fail('snapshot covers only committed entries', `node ${id}'s ${what} ends at index ${index} with term ${term}, but index ${index} was committed with term ${known}`);
+  }
+
+  /** The term and vote on disk never go back, crashes included: one durable vote per term. So does the durable snapshot. */
+  private checkDurableHardState(id: NodeId, m: NodeMemory, snapshotIndex: number): void {
+    const view = this.quorumDisks?.(id);
+    if (view === undefined) return;
+    const disk = view.snapshot?.lastIncludedIndex ?? 0;
+    if (disk !== m.diskSnapshot) {
+      if (disk < m.diskSnapshot) this.fail('monotonic durable snapshot', `node ${id} durable snapshot went from index ${m.diskSnapshot} back to ${disk}`);
+      this.checkCoversCommitted(id, 'durable snapshot', disk, view.snapshot!.lastIncludedTerm);
+      m.diskSnapshot = disk;
+    }
+    if (snapshotIndex > disk) this.fail('snapshot durable before use', `node ${id} uses a snapshot through ${snapshotIndex}, but its disk holds one only through ${disk}`);
+    const hs = view.hardState;
     if (hs.currentTerm < m.diskTerm) this.fail('monotonic durable term', `node ${id} durable term went from ${m.diskTerm} back to ${hs.currentTerm}`);
     if (hs.currentTerm === m.diskTerm && m.diskVote !== null && hs.votedFor !== m.diskVote) {
       this.fail('one durable vote per term', `node ${id} durably voted for ${m.diskVote} in term ${m.diskTerm}, now ${String(hs.votedFor)}`);
@@ -190,7 +231,8 @@ export class InvariantChecker {
   }
 
   private checkCompleteness(id: NodeId, view: NodeView, term: number): void {
-    for (let i = 1; i < this.committedTerm.length; i++) {
+    // Committed entries its snapshot covers are present (checkSnapshot compared its last one).
+    for (let i = view.status.snapshotIndex + 1; i < this.committedTerm.length; i++) {
       if (this.commitSeenInTerm[i] === undefined || this.commitSeenInTerm[i] >= term) continue;
       const t = view.termAt(i as LogIndex);
       if (t !== this.committedTerm[i]) {
@@ -288,7 +330,9 @@ export class InvariantChecker {
 
   /**
    * A node's log changed (its storage wrote it): extend its hash chain and compare with every other
-   * log, and check every config entry against the one before it in this log.
+   * log, and check every config entry against the one before it in this log. At a node's start
+   * storage reports its whole log as (first index held, entries). An entry after a gap (the log
+   * starts after a purge or an installed snapshot) continues the committed entry's chain before it.
    */
   logWritten(id: NodeId, truncateFrom: LogIndex | null, entries: readonly Entry[]): void {
     this.checks++;
@@ -296,7 +340,8 @@ export class InvariantChecker {
     if (truncateFrom !== null && truncateFrom - 1 < m.chain.length) m.chain.length = truncateFrom - 1;
     if (truncateFrom !== null) while (m.configs.length > 0 && m.configs[m.configs.length - 1].index >= truncateFrom) m.configs.pop();
     for (const e of entries) {
-      if (e.index !== m.chain.length + 1) this.fail('log matching', `node ${id} wrote index ${e.index} after index ${m.chain.length}`);
+      if (e.index < m.chain.length + 1) this.fail('log matching', `node ${id} wrote index ${e.index} after index ${m.chain.length} without truncating`);
+      if (e.index > m.chain.length + 1) this.continueFromCommitted(id, m, e.index - 1, 'its log resumes after a gap');
       const prev = m.chain.length === 0 ? '' : m.chain[m.chain.length - 1];
       const h = createHash('sha1').update(prev).update(`|${e.term}|`).update(entryContent(e)).digest('base64');
       const key = `${e.index}:${e.term}`;
@@ -306,6 +351,47 @@ export class InvariantChecker {
       m.chain.push(h);
       if (e.kind === 'config') this.configAppended(id, m, { index: e.index, term: e.term, membership: e.membership });
     }
+  }
+
+  /**
+   * Node `id`'s storage purged its log through `through` (a snapshot covers it). Entries it keeps
+   * after `through` must continue the committed chain there; when it keeps none (a reset: the log
+   * contradicted an installed snapshot), its log now continues the committed prefix.
+   */
+  logPurged(id: NodeId, through: LogIndex): void {
+    this.checks++;
+    const m = this.memory(id);
+    if (m.chain.length > through) {
+      const committed = this.committedChain(through);
+      if (committed !== null && m.chain[through - 1] !== committed.hash) {
+        this.fail('log matching', `node ${id} purged its log through ${through} and keeps the entries after it, but its entry at ${through} is not the committed one (term ${this.committedTerm[through]})`);
+      }
+      if (committed === null) this.fail('snapshot covers only committed entries', `node ${id} purged its log through ${through}, not known committed (highest known: ${this.committedIndex})`);
+      return;
+    }
+    this.continueFromCommitted(id, m, through, `its log was purged through ${through}`);
+  }
+
+  /** Node `id`'s log now holds nothing of its own through `through`: its prefix is the committed one. */
+  private continueFromCommitted(id: NodeId, m: NodeMemory, through: number, why: string): void {
+    const committed = this.committedChain(through);
+    if (committed === null) {
+      this.fail('log matching', `node ${id}: ${why}, but index ${through} is not known committed (highest known: ${this.committedIndex}), so no snapshot can cover it`);
+    }
+    m.chain.length = through;
+    m.chain[through - 1] = committed.hash;
+    // Its configs before the gap are the committed ones: the latest committed through `through`.
+    let last: ConfigSeen | undefined;
+    for (const c of this.committedConfigs) if (c.index <= through) last = c;
+    m.configs = last === undefined ? [] : [last];
+  }
+
+  /** The hash chain of the committed entry at `index`, or null when it is not known committed (or no log held it). */
+  private committedChain(index: number): { hash: string; node: NodeId } | null {
+    if (index === 0) return { hash: '', node: 0 as NodeId };
+    const t = this.committedTerm[index];
+    if (t === undefined) return null;
+    return this.chains.get(`${index}:${t}`) ?? null;
   }
 
   /**
@@ -356,6 +442,25 @@ export class InvariantChecker {
     if (seen === undefined) this.stateHash.set(at, { hash: stateHash, node: id });
     else if (seen.hash !== stateHash) this.fail('state machine safety', `node ${id} has state hash ${stateHash} at applied index ${at}, node ${seen.node} had ${seen.hash}`);
   }
+
+  /**
+   * Node `id`'s state machine was restored from a snapshot (`meta`), reaching `stateHash`: its state
+   * at lastIncludedIndex came from the snapshot, not from applying entries. The snapshot covers only
+   * committed entries, and the state equals what other nodes had at that index.
+   */
+  restored(id: NodeId, meta: SnapshotMeta, stateHash: string | undefined): void {
+    this.checks++;
+    const at = meta.lastIncludedIndex;
+    this.checkCoversCommitted(id, `snapshot restored into its state machine`, at, meta.lastIncludedTerm);
+    this.restores++;
+    if (stateHash === undefined) return;
+    const seen = this.stateHash.get(at);
+    if (seen === undefined) this.stateHash.set(at, { hash: stateHash, node: id });
+    else if (seen.hash !== stateHash) this.fail('state machine safety', `node ${id} restored a snapshot through ${at} with state hash ${stateHash}, node ${seen.node} had ${seen.hash} at that index`);
+  }
+
+  /** State machines restored from snapshots so far. */
+  restores = 0;
 
   /** Highest index known committed. */
   get committedIndex(): number { return this.committedTerm.length - 1; }

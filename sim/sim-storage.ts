@@ -96,6 +96,10 @@ export class NodeDisk {
 export interface SimStorageArgs {
   readonly nodeDisk: NodeDisk;
   readonly onLogWrite?: LogWriteListener;
+  /** Called when the log is purged through `throughIndex` (written to the page cache; only purges that change it). */
+  readonly onLogPurge?: (throughIndex: LogIndex) => void;
+  /** Called for every snapshot chunk storage accepted (`done`: the last, the snapshot is complete). */
+  readonly onSnapshotChunk?: (meta: SnapshotMeta, offset: number, bytes: number, done: boolean) => void;
 }
 
 export class SimStorageActor implements Actor<StorageMsg> {
@@ -166,6 +170,7 @@ export class SimStorageActor implements Actor<StorageMsg> {
       case 'purgeLog': {
         const through = validIndex(msg.throughIndex, 'throughIndex');
         const changed = this.store.purge(through);
+        if (changed) this.args.onLogPurge?.(through);
         return this.write(changed ? [{ rec: { type: 'purge', throughIndex: through } }] : [], undefined);
       }
       case 'writeSnapshot': {
@@ -174,6 +179,7 @@ export class SimStorageActor implements Actor<StorageMsg> {
         } finally {
           this.args.nodeDisk.incoming = this.store.incoming === null ? null : { state: this.store.incoming, chunks: this.store.incomingChunks };
         }
+        this.args.onSnapshotChunk?.(msg.meta, msg.offset, msg.data.byteLength, msg.done === true);
         if (msg.done !== true) return undefined;
         // Complete: the bytes sit on the disk object; the record naming them is the durable pointer.
         this.args.nodeDisk.snapshots.set(this.store.snapshot!.id, this.store.snapshotData!);

@@ -25,7 +25,7 @@ import { SeededRandom } from '../runtime/random';
 import { ActorSystem } from '../runtime/system';
 import type { RaftConfig } from '../actors/raft/core/config';
 import { buildConfig } from '../actors/raft/core/config';
-import { nodeId, type Entry, type LogIndex, type NodeId } from '../actors/raft/core/types';
+import { nodeId, type Entry, type LogIndex, type NodeId, type SnapshotMeta } from '../actors/raft/core/types';
 import type { StateMachine } from '../actors/apply/state-machine';
 import { RaftNode, type ClientWriteOptions } from '../actors/node';
 import type { ClientWriteResponse, ConfigChangeResult, RaftActor, RaftInspection } from '../actors/raft/raft-actor';
@@ -107,18 +107,40 @@ export class NodeDownError extends Error {
   }
 }
 
-/** The state machine the Apply actor sees: the application's, with every batch reported to the checker. */
+/** What ObservedStateMachine reports to the simulation. */
+interface StateMachineObserver {
+  applied(entries: readonly Entry[]): void;
+  /** The Apply actor asked for a snapshot of the state (it is about to write one to storage). */
+  snapshotTaken(): void;
+  /** The state was replaced with a snapshot's. */
+  restored(meta: SnapshotMeta): void;
+}
+
+/**
+ * The state machine the Apply actor sees: the application's, with every batch and every restore
+ * reported to the checker. snapshot() and restore() are present exactly when the application's
+ * state machine has both, so the Apply actor takes snapshots only of a state machine that can.
+ */
 class ObservedStateMachine implements StateMachine {
   /** Present only when the application's state machine answers queries, so the Apply actor can tell. */
   readonly query?: (q: unknown) => unknown;
-  constructor(private readonly sm: StateMachine, private readonly onApplied: (entries: readonly Entry[]) => void) {
+  readonly snapshot?: () => Uint8Array | Promise<Uint8Array> | AsyncIterable<Uint8Array>;
+  readonly restore?: (meta: SnapshotMeta, data: AsyncIterable<Uint8Array>) => Promise<void>;
+  constructor(private readonly sm: StateMachine, private readonly observer: StateMachineObserver) {
     if (sm.query) this.query = (q) => sm.query!(q);
+    if (typeof sm.snapshot === 'function' && typeof sm.restore === 'function') {
+      this.snapshot = () => { observer.snapshotTaken(); return sm.snapshot!(); };
+      this.restore = async (meta, data) => {
+        await sm.restore!(meta, data);
+        observer.restored(meta);
+      };
+    }
   }
   lastApplied(): LogIndex | Promise<LogIndex> { return this.sm.lastApplied(); }
   apply(entries: readonly Entry[]): readonly unknown[] | Promise<readonly unknown[]> {
     const out = this.sm.apply(entries);
-    if (out instanceof Promise) return out.then((r) => { this.onApplied(entries); return r; });
-    this.onApplied(entries);
+    if (out instanceof Promise) return out.then((r) => { this.observer.applied(entries); return r; });
+    this.observer.applied(entries);
     return out;
   }
 }
@@ -133,6 +155,8 @@ interface SimNode {
   crashes: number;
   /** Times this node was wiped (a fresh disk and state machine each time). */
   wipes: number;
+  /** Its Apply actor is writing a snapshot of its own state machine (the chunks storage gets are ours, not a leader's). */
+  creatingSnapshot: boolean;
   /**
    * May run InitWithConfig when it restarts pristine: an initial member never wiped. A node added
    * later, or wiped, joins only through a leader's config change; InitWithConfig would start a
@@ -149,6 +173,15 @@ export interface SimulationStats {
   tornWrites: number;
   unsyncedBytesLost: number;
   wipes: number;
+  /** Snapshots of the nodes' own state machines made durable. */
+  snapshotsCreated: number;
+  /** InstallSnapshot transfers begun (a first chunk stored on a follower) and completed (the snapshot durable there). */
+  snapshotTransfers: number;
+  snapshotInstalls: number;
+  /** InstallSnapshot chunks followers' storage accepted. */
+  snapshotChunks: number;
+  /** State machines restored from a snapshot (after an install, or at a start behind the snapshot). */
+  snapshotRestores: number;
 }
 
 const hop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -162,7 +195,10 @@ export class Simulation {
   readonly ids: readonly NodeId[];
   /** The nodes that formed the cluster with InitWithConfig: ids 1..members. */
   readonly initialMembers: readonly NodeId[];
-  readonly stats: SimulationStats = { steps: 0, crashes: 0, restarts: 0, tornWrites: 0, unsyncedBytesLost: 0, wipes: 0 };
+  readonly stats: SimulationStats = {
+    steps: 0, crashes: 0, restarts: 0, tornWrites: 0, unsyncedBytesLost: 0, wipes: 0,
+    snapshotsCreated: 0, snapshotTransfers: 0, snapshotInstalls: 0, snapshotChunks: 0, snapshotRestores: 0,
+  };
   readonly system: ActorSystem;
   private readonly dispatcher: ManualDispatcher;
   private readonly nodes = new Map<NodeId, SimNode>();
@@ -195,7 +231,7 @@ export class Simulation {
     this.initialMembers = this.ids.slice(0, opts.members ?? opts.nodes);
     this.diskOptions = { ...DEFAULT_DISK, ...opts.disk };
     for (const id of this.ids) {
-      this.nodes.set(id, { id, handle: null, nodeDisk: this.newDisk(id, 0), sm: null, failure: null, crashes: 0, wipes: 0, initialMember: this.initialMembers.includes(id) });
+      this.nodes.set(id, { id, handle: null, nodeDisk: this.newDisk(id, 0), sm: null, failure: null, crashes: 0, wipes: 0, creatingSnapshot: false, initialMember: this.initialMembers.includes(id) });
     }
     this.checker = new InvariantChecker(seed, opts.storage ? undefined : (id) => this.nodes.get(id)?.nodeDisk.view);
   }
@@ -312,6 +348,7 @@ export class Simulation {
     if (!n.handle) throw new SimulationError(`crash(${id}): node is already down`, this.seed);
     const handle = n.handle;
     n.handle = null;
+    n.creatingSnapshot = false;
     n.crashes++;
     this.stats.crashes++;
     this.network.nodeDown(n.id);
@@ -440,12 +477,28 @@ export class Simulation {
     const n = this.simNode(id);
     const incarnation = this.network.nodeUp(id);
     if (!this.durableSm || n.sm === null) n.sm = this.app.create(id);
+    n.creatingSnapshot = false;
     const sm = n.sm;
     const hashState = this.app.stateHash;
-    const observed = new ObservedStateMachine(sm, (entries) => this.checker.applied(id, entries, hashState ? hashState(sm) : undefined));
+    const observed = new ObservedStateMachine(sm, {
+      applied: (entries) => this.checker.applied(id, entries, hashState ? hashState(sm) : undefined),
+      snapshotTaken: () => { n.creatingSnapshot = true; },
+      restored: (meta) => {
+        this.stats.snapshotRestores++;
+        this.trace(`restored ${id} ${meta.lastIncludedIndex}`);
+        this.checker.restored(id, meta, hashState ? hashState(sm) : undefined);
+      },
+    });
     const storage: ActorSpec = this.opts.storage
       ? this.opts.storage(id)
-      : { factory: () => new SimStorageActor({ nodeDisk: n.nodeDisk, onLogWrite: (from, entries) => this.checker.logWritten(id, from, entries) }) };
+      : {
+        factory: () => new SimStorageActor({
+          nodeDisk: n.nodeDisk,
+          onLogWrite: (from, entries) => this.checker.logWritten(id, from, entries),
+          onLogPurge: (through) => this.checker.logPurged(id, through),
+          onSnapshotChunk: (meta, offset, _bytes, done) => this.snapshotChunk(n, meta, offset, done),
+        }),
+      };
     try {
       n.handle = await RaftNode.start({
         system: this.system, id, network: this.network.endpointSpec(id, incarnation), storage,
@@ -455,6 +508,23 @@ export class Simulation {
     } catch (err) {
       this.network.nodeDown(id);
       throw err;
+    }
+  }
+
+  /** Counts a snapshot chunk node `n`'s storage accepted: of its own snapshot, or of a leader's transfer. */
+  private snapshotChunk(n: SimNode, meta: SnapshotMeta, offset: number, done: boolean): void {
+    if (n.creatingSnapshot) {
+      if (!done) return;
+      n.creatingSnapshot = false;
+      this.stats.snapshotsCreated++;
+      this.trace(`snapshot ${n.id} ${meta.lastIncludedIndex}`);
+      return;
+    }
+    this.stats.snapshotChunks++;
+    if (offset === 0) this.stats.snapshotTransfers++;
+    if (done) {
+      this.stats.snapshotInstalls++;
+      this.trace(`installed ${n.id} ${meta.lastIncludedIndex}`);
     }
   }
 
