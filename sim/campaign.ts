@@ -9,7 +9,7 @@
  */
 import { Piscina } from 'piscina';
 import * as path from 'node:path';
-import { runChaos, type ChaosOptions, type RunReport, type ViolationKind } from './chaos';
+import { addSnapshotReport, emptySnapshotReport, runChaos, type ChaosOptions, type RunReport, type SnapshotReport, type ViolationKind } from './chaos';
 import { addMembershipReport, emptyMembershipReport, type MembershipReport } from './membership-nemesis';
 
 export interface CampaignOptions extends Omit<ChaosOptions, 'seed' | 'onSimulation' | 'keepTrace'> {
@@ -34,6 +34,8 @@ export interface CampaignSummary {
   readonly histories: { readonly checked: number; readonly linearizable: number; readonly illegal: number; readonly unknown: number; readonly operations: number };
   /** Config changes the nemesis proposed over every run, and how they ended (all zero without the membership fault). */
   readonly membership: MembershipReport;
+  /** Snapshots over every run: created, transfers begun and installed, chunks, restores, snapshotNow calls. */
+  readonly snapshots: SnapshotReport;
   readonly violations: readonly { readonly seed: number; readonly kind: ViolationKind; readonly message: string; readonly replay: string }[];
   readonly undecidedSeeds: readonly number[];
 }
@@ -71,8 +73,10 @@ export function summarize(reports: readonly RunReport[], wallMs: number): Campai
   let virtualMs = 0;
   let checks = 0;
   const membership = emptyMembershipReport();
+  const snapshots = emptySnapshotReport();
   for (const r of reports) {
     if (r.membership) addMembershipReport(membership, r.membership);
+    if (r.snapshots) addSnapshotReport(snapshots, r.snapshots);
     steps += r.steps;
     virtualMs += r.virtualMs;
     checks += r.invariantChecks;
@@ -89,6 +93,6 @@ export function summarize(reports: readonly RunReport[], wallMs: number): Campai
   const undecidedSeeds = reports.filter((r) => r.violation === null && r.history.verdict !== 'ok').map((r) => r.seed);
   return {
     runs: reports.length, passed: reports.filter((r) => r.ok).length, failed: violations.length, undecided: undecidedSeeds.length,
-    steps, virtualMs, wallMs, faults, invariantChecks: checks, histories, membership, violations, undecidedSeeds,
+    steps, virtualMs, wallMs, faults, invariantChecks: checks, histories, membership, snapshots, violations, undecidedSeeds,
   };
 }

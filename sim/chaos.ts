@@ -27,9 +27,11 @@ import { kvModel } from './linearizability';
 
 /**
  * What the nemesis may do during chaos. Packet faults (loss, duplication, delay, reordering) are
- * `packets`; `membership` proposes config changes on the leader and wipes removed nodes.
+ * `packets`; `membership` proposes config changes on the leader and wipes removed nodes;
+ * `snapshot` asks a random node for a snapshot now (RaftNode.snapshotNow), besides the automatic
+ * snapshots of the `snapshotEvery` policy.
  */
-export const FAULT_KINDS = ['packets', 'partition', 'one-way', 'partial', 'isolate', 'clog', 'crash', 'torn-write', 'slow-disk', 'membership'] as const;
+export const FAULT_KINDS = ['packets', 'partition', 'one-way', 'partial', 'isolate', 'clog', 'crash', 'torn-write', 'slow-disk', 'membership', 'snapshot'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export interface ChaosOptions {
@@ -50,6 +52,13 @@ export interface ChaosOptions {
   readonly packetFaults?: NetworkFaults;
   /** Budget of the linearizability search, wall ms (default 10,000); exhausted means 'unknown', never a pass. */
   readonly checkTimeoutMs?: number;
+  /**
+   * Snapshot policy: every node snapshots once this many entries were applied since its last
+   * snapshot (snapshotLogsSinceLast), keeping `SNAPSHOT_KEEP_ENTRIES` entries behind it, in chunks
+   * of `SNAPSHOT_CHUNK_BYTES`, so transfers take several chunks and faults hit them mid-way.
+   * 0 turns automatic snapshots off. Default 40. `config` overrides any of the three.
+   */
+  readonly snapshotEvery?: number;
   readonly config?: Partial<RaftConfig>;
   readonly keepTrace?: boolean;
   /** Called with the simulation once it is created, before any fault: attach your own probes here. */
@@ -74,13 +83,49 @@ export interface RunReport {
   readonly members: number;
   /** Config changes the nemesis proposed, and how they ended. */
   readonly membership: MembershipReport;
+  /** Snapshots taken, transferred, installed and restored, and the nemesis's snapshotNow calls. */
+  readonly snapshots: SnapshotReport;
   readonly violation: { readonly kind: ViolationKind; readonly message: string; readonly step?: number } | null;
   readonly traceHash: string;
   /** The command that replays this run exactly. */
   readonly replay: string;
 }
 
-const DEFAULTS = { nodes: 5, chaosMs: 4_000, healMs: 10_000, clients: 4, keys: 3, checkTimeoutMs: 10_000 };
+/** Snapshot counts of a run (and, summed, of a campaign). */
+export interface SnapshotReport {
+  /** Snapshots of the nodes' own state machines made durable (the policy's and snapshotNow's). */
+  created: number;
+  /** InstallSnapshot transfers begun on a follower (first chunk stored), completed (installed), and chunks stored. */
+  transfers: number;
+  installs: number;
+  chunks: number;
+  /** State machines restored from a snapshot. */
+  restores: number;
+  /** The nemesis's snapshotNow calls: asked, answered with a snapshot, refused (NotAllowedError), failed otherwise (node stopped, timeout). */
+  now: { asked: number; ok: number; refused: number; failed: number };
+}
+
+export function emptySnapshotReport(): SnapshotReport {
+  return { created: 0, transfers: 0, installs: 0, chunks: 0, restores: 0, now: { asked: 0, ok: 0, refused: 0, failed: 0 } };
+}
+
+export function addSnapshotReport(into: SnapshotReport, r: SnapshotReport): void {
+  into.created += r.created;
+  into.transfers += r.transfers;
+  into.installs += r.installs;
+  into.chunks += r.chunks;
+  into.restores += r.restores;
+  into.now.asked += r.now.asked;
+  into.now.ok += r.now.ok;
+  into.now.refused += r.now.refused;
+  into.now.failed += r.now.failed;
+}
+
+/** Entries kept behind a snapshot, and the chunk size of snapshots, in chaos runs. */
+export const SNAPSHOT_KEEP_ENTRIES = 8;
+export const SNAPSHOT_CHUNK_BYTES = 64;
+
+const DEFAULTS = { nodes: 5, chaosMs: 4_000, healMs: 10_000, clients: 4, keys: 3, checkTimeoutMs: 10_000, snapshotEvery: 40 };
 
 /** The CLI arguments that reproduce `opts` (defaults left out). */
 export function replayCommand(opts: ChaosOptions): string {
@@ -91,6 +136,7 @@ export function replayCommand(opts: ChaosOptions): string {
   if (opts.clients !== undefined && opts.clients !== DEFAULTS.clients) args.push(`--clients ${opts.clients}`);
   if (opts.keys !== undefined && opts.keys !== DEFAULTS.keys) args.push(`--keys ${opts.keys}`);
   if (opts.faults !== undefined) args.push(`--faults ${opts.faults.join(',')}`);
+  if (opts.snapshotEvery !== undefined && opts.snapshotEvery !== DEFAULTS.snapshotEvery) args.push(`--snapshot-every ${opts.snapshotEvery}`);
   return `npm run sim -- ${args.join(' ')} --trace sim-trace-${opts.seed}.txt`;
 }
 
@@ -104,11 +150,14 @@ export async function runChaos(opts: ChaosOptions): Promise<RunReport> {
   let violation: RunReport['violation'] = null;
   let verdict: RunReport['history']['verdict'] = 'not checked';
   const members = opts.members ?? (kinds.has('membership') ? defaultMembers(nodes, opts.seed) : nodes);
+  const snapshotEvery = opts.snapshotEvery ?? DEFAULTS.snapshotEvery;
+  if (!(Number.isSafeInteger(snapshotEvery) && snapshotEvery >= 0)) throw new RangeError(`snapshotEvery must be an integer >= 0, got ${String(snapshotEvery)}`);
+  const snapshotConfig: Partial<RaftConfig> = { snapshotLogsSinceLast: snapshotEvery, snapshotKeepEntries: SNAPSHOT_KEEP_ENTRIES, snapshotMaxChunkBytes: SNAPSHOT_CHUNK_BYTES };
   const sim = await Simulation.create({
     seed: opts.seed, nodes, members, keepTrace: opts.keepTrace,
     // A catch-up stalled on a node that is down or cut off gives way after 1 s rather than the
     // default 30 s, so that one change does not hold up every other for the rest of the chaos.
-    config: kinds.has('membership') ? { catchUpTimeoutMs: MEMBERSHIP_CATCH_UP_TIMEOUT_MS, ...opts.config } : opts.config,
+    config: { ...snapshotConfig, ...(kinds.has('membership') ? { catchUpTimeoutMs: MEMBERSHIP_CATCH_UP_TIMEOUT_MS } : {}), ...opts.config },
     disk: { tornWriteProbability: kinds.has('torn-write') ? 0.5 : 0 },
   });
   opts.onSimulation?.(sim);
@@ -181,6 +230,10 @@ export async function runChaos(opts: ChaosOptions): Promise<RunReport> {
     wallMs: Date.now() - started, faults, invariantChecks: sim.checker.checks,
     history: { ops: workload.history().length, ok: w.ok, fail: w.fail, unknown: w.unknown, verdict },
     members, membership: nemesis.membership?.report ?? emptyMembershipReport(),
+    snapshots: {
+      created: sim.stats.snapshotsCreated, transfers: sim.stats.snapshotTransfers, installs: sim.stats.snapshotInstalls,
+      chunks: sim.stats.snapshotChunks, restores: sim.stats.snapshotRestores, now: nemesis.snapshotNow,
+    },
     violation, traceHash: sim.traceHash(), replay: replayCommand(opts),
   };
 }
@@ -217,6 +270,8 @@ class Nemesis {
   private readonly slowUntil = new Map<NodeId, number>();
   /** A node to crash at the next action, while its slowed disk holds unsynced writes. */
   private tearNext: NodeId | null = null;
+  /** The snapshotNow calls of the `snapshot` fault and how they ended. */
+  readonly snapshotNow = { asked: 0, ok: 0, refused: 0, failed: 0 };
 
   constructor(private readonly sim: Simulation, private readonly kinds: Set<FaultKind>, readonly random: SeededRandom,
     private readonly count: (k: string, n?: number) => void) {
@@ -259,7 +314,9 @@ class Nemesis {
       sim.trace('nemesis membership');
       if (await this.membership.act()) this.count('membership');
     }
-    const actions = [...this.kinds].filter((k) => k !== 'packets' && k !== 'membership');
+    // Snapshots on demand run alongside the other faults too: at 1 in 5 actions, on a random running node.
+    if (this.kinds.has('snapshot') && this.random.nextFloat() < 0.2) this.askSnapshot();
+    const actions = [...this.kinds].filter((k) => k !== 'packets' && k !== 'membership' && k !== 'snapshot');
     if (actions.length === 0 || this.random.nextFloat() < 0.25) return;
     // Often heal what the network holds first, so partitions come and go rather than pile up.
     if (this.random.nextFloat() < 0.5) { sim.network.heal(); sim.trace('nemesis heal-network'); }
@@ -322,6 +379,23 @@ class Nemesis {
         return;
     }
     this.count(kind);
+  }
+
+  /**
+   * RaftNode.snapshotNow on a random running node, not awaited: its outcome is counted when it
+   * arrives. A refusal (nothing applied yet, a leader's snapshot being installed) is expected.
+   */
+  private askSnapshot(): void {
+    const up = this.sim.upNodes();
+    if (up.length === 0) return;
+    const id = up[this.random.nextInt(0, up.length)];
+    this.sim.trace(`nemesis snapshot-now ${id}`);
+    this.count('snapshot-now');
+    this.snapshotNow.asked++;
+    this.sim.node(id).snapshotNow({ timeoutMs: 5_000 }).then(
+      () => { this.snapshotNow.ok++; },
+      (err: Error) => { if ((err as { code?: string }).code === 'NotAllowed') this.snapshotNow.refused++; else this.snapshotNow.failed++; },
+    );
   }
 
   /** Everything back to normal: links, clogs, disks, and every crashed node restarted. */

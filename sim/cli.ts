@@ -7,8 +7,9 @@
  * Options: --seeds a..b | a,b,c; --seed n; --nodes n (5); --members n (initial members; default
  * all nodes, or nodes - seed % 3 with the membership fault); --chaos-ms (4000); --heal-ms (10000);
  * --clients (4); --keys (3); --faults kind,kind (all: packets, partition, one-way, partial,
- * isolate, clog, crash, torn-write, slow-disk, membership); --jobs n (1; worker threads); --out
- * file (also write the summary there); --trace file (single seed only); --quiet (no progress).
+ * isolate, clog, crash, torn-write, slow-disk, membership, snapshot); --snapshot-every n (40: a
+ * snapshot every n applied entries; 0 off); --jobs n (1; worker threads); --out file (also write
+ * the summary there); --trace file (single seed only); --quiet (no progress).
  *
  * Exit status: 0 all runs passed; 1 a violation was found; 2 bad arguments; 3 no violation, but
  * some history could not be decided within the checker's budget (not a pass).
@@ -20,7 +21,7 @@ import { runCampaign, seedRange, summarize } from './campaign';
 import { Simulation } from './simulation';
 
 function usage(message: string): never {
-  process.stderr.write(`${message}\nusage: npm run sim -- --seeds 1..200 [--nodes 5] [--members 3] [--chaos-ms 4000] [--heal-ms 10000] [--clients 4] [--keys 3] [--faults ${FAULT_KINDS.join(',')}] [--jobs 1] [--out summary.json] [--quiet]\n       npm run sim -- --seed 17 [--nodes 5] [--trace trace.txt]\n`);
+  process.stderr.write(`${message}\nusage: npm run sim -- --seeds 1..200 [--nodes 5] [--members 3] [--chaos-ms 4000] [--heal-ms 10000] [--clients 4] [--keys 3] [--faults ${FAULT_KINDS.join(',')}] [--snapshot-every 40] [--jobs 1] [--out summary.json] [--quiet]\n       npm run sim -- --seed 17 [--nodes 5] [--trace trace.txt]\n`);
   process.exit(2);
 }
 
@@ -45,18 +46,22 @@ function progress(quiet: boolean): (r: RunReport, done: number, total: number) =
   let failed = 0;
   let lastDecile = -1;
   const changes = { proposed: 0, committed: 0, aborted: 0 };
+  const snaps = { created: 0, installs: 0 };
   return (r, done, total) => {
     if (r.violation !== null) failed++;
     changes.proposed += r.membership.proposed;
     changes.committed += r.membership.committed;
     changes.aborted += r.membership.aborted;
+    snaps.created += r.snapshots.created;
+    snaps.installs += r.snapshots.installs;
     if (quiet) return;
     const width = 30;
     const filled = Math.round((done / total) * width);
     const elapsed = (Date.now() - started) / 1000;
     const eta = done === 0 ? 0 : (elapsed / done) * (total - done);
     const membership = changes.proposed === 0 ? '' : `, config changes ${changes.committed} committed/${changes.aborted} aborted/${changes.proposed} proposed`;
-    const line = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} seeds, ${failed} failed${membership}, ${elapsed.toFixed(0)}s elapsed, eta ${eta.toFixed(0)}s`;
+    const snapshots = snaps.created === 0 ? '' : `, snapshots ${snaps.created} taken/${snaps.installs} installed`;
+    const line = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} seeds, ${failed} failed${membership}${snapshots}, ${elapsed.toFixed(0)}s elapsed, eta ${eta.toFixed(0)}s`;
     if (process.stderr.isTTY) process.stderr.write(`\r${line}${done === total ? '\n' : ''}`);
     else if (Math.floor((done / total) * 10) !== lastDecile || done === total) {
       lastDecile = Math.floor((done / total) * 10);
@@ -73,7 +78,7 @@ async function main(): Promise<number> {
       options: {
         seeds: { type: 'string' }, seed: { type: 'string' }, nodes: { type: 'string' }, members: { type: 'string' }, 'chaos-ms': { type: 'string' },
         'heal-ms': { type: 'string' }, clients: { type: 'string' }, keys: { type: 'string' }, faults: { type: 'string' },
-        jobs: { type: 'string' }, out: { type: 'string' }, trace: { type: 'string' }, quiet: { type: 'boolean' },
+        'snapshot-every': { type: 'string' }, jobs: { type: 'string' }, out: { type: 'string' }, trace: { type: 'string' }, quiet: { type: 'boolean' },
       },
       strict: true,
     }).values;
@@ -95,6 +100,7 @@ async function main(): Promise<number> {
   const base: Omit<ChaosOptions, 'seed'> = {
     nodes, members, chaosMs: int(args['chaos-ms'], 'chaos-ms', 0), healMs: int(args['heal-ms'], 'heal-ms', 1),
     clients: int(args.clients, 'clients', 1), keys: int(args.keys, 'keys', 1), faults,
+    snapshotEvery: int(args['snapshot-every'], 'snapshot-every', 0),
   };
   const quiet = args.quiet ?? false;
   let summary;
