@@ -11,7 +11,7 @@ export interface StateMachine {
    * responseMode 'applied' receives, so they must survive a structured clone.
    */
   apply(entries: readonly Entry[]): readonly unknown[] | Promise<readonly unknown[]>;
-  /** The last index applied (0 when nothing was). Read once at start. */
+  /** The last index applied (0 when nothing was). Read at start, and after each restore. */
   lastApplied(): LogIndex | Promise<LogIndex>;
   /**
    * Optional: answers a read of this replica's local state (not linearizable: it reflects what this

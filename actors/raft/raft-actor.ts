@@ -127,8 +127,11 @@ export class RaftActor implements Actor<RaftMsg> {
   private canSnapshot = false;
   /** A snapshot of ours being made, and who waits for it (snapshotNow). */
   private snapshotting: { waiters: DeferredReply<SnapshotMeta>[] } | null = null;
-  /** When the last InstallSnapshot chunk arrived: our own snapshots wait while a transfer runs. */
+  /** When the last InstallSnapshot chunk arrived, and how many are being stored: our own snapshots wait while a transfer runs. */
   private installingAtMs: number | null = null;
+  private chunkStores = 0;
+  /** After a failed snapshot, the applied index at which the policy tries again. */
+  private snapshotRetryAt = 0;
 
   constructor(private readonly args: RaftActorArgs) {}
 
@@ -264,10 +267,6 @@ export class RaftActor implements Actor<RaftMsg> {
     try { req = decodeRequest(bytes); } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'refused a malformed RPC');
       return replyError(err as Error);
-    }
-    if (req.type === 'installSnapshot' && this.snapshotting !== null) {
-      // Storage holds one unfinished snapshot at a time: ours is being written. The leader retries.
-      return replyError(new NotAllowedError('a snapshot of this node is being written; retry the transfer shortly'));
     }
     const reqId = this.nextReqId++;
     const reply = new DeferredReply<Uint8Array>();
@@ -425,10 +424,19 @@ export class RaftActor implements Actor<RaftMsg> {
       }
       case 'storeSnapshotChunk': {
         const { reqId, req } = cmd;
+        if (this.snapshotting !== null) {
+          // Storage holds one unfinished snapshot at a time, and ours is being written (the term
+          // rules already ran in the core: a deposed leader learned our term). The leader retries.
+          const r = this.pendingRpcs.get(reqId);
+          if (r) { this.pendingRpcs.delete(reqId); r.reject(new NotAllowedError('a snapshot of this node is being written; retry the transfer shortly')); }
+          return;
+        }
         this.installingAtMs = this.ctx.clock.now();
+        this.chunkStores++;
         this.storage.ask({ type: 'writeSnapshot', meta: snapshotMetaOf(req), offset: req.offset, data: req.data, done: req.done }, Infinity).then(
-          () => self.tell({ type: 'snapshotChunkStored', reqId, req }),
+          () => { this.chunkStores--; self.tell({ type: 'snapshotChunkStored', reqId, req }); },
           (error: Error) => {
+            this.chunkStores--;
             this.log.warn({ snapshot: req.snapshotId, offset: req.offset, err: error.message }, 'refused an InstallSnapshot chunk');
             self.tell({ type: 'snapshotChunkRefused', reqId, error });
           },
@@ -528,16 +536,22 @@ export class RaftActor implements Actor<RaftMsg> {
 
   // ---- snapshots of our own state machine ----
 
-  /** The policy (seed 002's logsSinceLast): snapshot once enough entries were applied since the last one. */
+  /** The policy (seed 000: by distance from the last snapshot): snapshot once enough entries were applied since the last one. */
   private maybeSnapshot(): void {
     const every = this.args.config.snapshotLogsSinceLast;
     if (every === 0 || !this.canSnapshot || this.snapshotting !== null || this.installing()) return;
     const s = this.core.status();
+    // After a failure, wait for another `every` entries rather than retrying on every batch.
+    if (s.lastApplied < this.snapshotRetryAt) return;
     if (s.lastApplied - s.snapshotIndex >= every) this.startSnapshot();
   }
 
-  /** True while a leader's snapshot is being received (chunks came within the last election timeout). */
+  /**
+   * True while a leader's snapshot is being received: a chunk is being stored, or the last one
+   * arrived within two election timeouts (the leader sends the next as soon as one is answered).
+   */
   private installing(): boolean {
+    if (this.chunkStores > 0) return true;
     return this.installingAtMs !== null && this.ctx.clock.now() - this.installingAtMs < 2 * this.args.config.electionTimeoutMaxMs;
   }
 
@@ -579,6 +593,7 @@ export class RaftActor implements Actor<RaftMsg> {
     const waiters = this.snapshotting?.waiters ?? [];
     this.snapshotting = null;
     if (meta === null) {
+      this.snapshotRetryAt = this.core.status().lastApplied + this.args.config.snapshotLogsSinceLast;
       this.log.warn({ err: error?.message }, 'snapshot failed');
       for (const w of waiters) w.reject(error ?? new Error('snapshot failed'));
       return;

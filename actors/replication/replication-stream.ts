@@ -141,7 +141,8 @@ export class ReplicationStream implements Actor<StreamMsg> {
   private readonly rpcTimeoutMs: number;
   /**
    * An InstallSnapshot chunk is answered once the follower has written it durably, and the last one
-   * once the snapshot is installed (state machine restored): far slower than an append. Timing it
+   * once the whole snapshot is durable there and installed in its log (the state machine restore
+   * follows): far slower than an append. Timing it
    * out like an append would restart a large transfer forever. Heartbeats go on meanwhile, so a
    * long wait costs no leadership, only time when a chunk is really lost.
    */

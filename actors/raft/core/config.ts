@@ -25,8 +25,9 @@ export interface RaftConfig {
    */
   readonly catchUpTimeoutMs: number;
   /**
-   * Take a snapshot once this many entries were applied since the last one (seed 002's
-   * `logsSinceLast`); 0 disables automatic snapshots (RaftNode.snapshotNow still works).
+   * Take a snapshot once this many entries were applied since the last one (seed 000: snapshots
+   * "triggered based on configuration & distance from last snapshot"); 0 disables automatic
+   * snapshots (RaftNode.snapshotNow still works).
    */
   readonly snapshotLogsSinceLast: number;
   /**
