@@ -43,6 +43,15 @@ describe('simulation campaign', function () {
     expect(m.aborted).to.be.above(0);
     expect(m.proposed).to.equal(m.committed + m.aborted + m.refused + m.unknown);
     expect(m.refusals).to.not.have.property('InoperableConfig');
+    // Snapshots (on by default: every 40 applied entries, 64-byte chunks) were taken, sent in
+    // several chunks, installed and restored, and the nemesis asked for some.
+    const snap = summary.snapshots;
+    expect(snap.created, JSON.stringify(snap)).to.be.above(200);
+    expect(snap.installs).to.be.above(20);
+    expect(snap.chunks).to.be.above(snap.installs);
+    expect(snap.restores).to.be.above(0);
+    expect(snap.now.ok).to.be.above(0);
+    expect(summary.faults['snapshot-now'] ?? 0).to.be.above(0);
   });
 
   it('on a pool of 2 worker threads (piscina) gives every seed the same report as on one thread', async () => {
@@ -110,7 +119,7 @@ describe('simulation campaign', function () {
     });
 
     it('knows every fault kind it documents', () => {
-      expect([...FAULT_KINDS]).to.deep.equal(['packets', 'partition', 'one-way', 'partial', 'isolate', 'clog', 'crash', 'torn-write', 'slow-disk', 'membership']);
+      expect([...FAULT_KINDS]).to.deep.equal(['packets', 'partition', 'one-way', 'partial', 'isolate', 'clog', 'crash', 'torn-write', 'slow-disk', 'membership', 'snapshot']);
     });
   });
 });
