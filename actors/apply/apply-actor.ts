@@ -71,7 +71,6 @@ export class ApplyActor implements Actor<ApplyMsg> {
   private ctx!: ActorContext;
   /** What this actor saw of the log since it started or restored: the term at lastApplied, and the latest config entry applied. */
   private seen: { index: LogIndex; term: Term; config: { membership: Membership; index: LogIndex } | null } | null = null;
-  private snapshots = 0;
 
   constructor(private readonly sm: StateMachine, private readonly raftActorId: string, private readonly storageActorId?: string) {}
 
@@ -142,7 +141,9 @@ export class ApplyActor implements Actor<ApplyMsg> {
     let checksum = 0;
     for (const c of chunks) { byteLength += c.byteLength; checksum = crc32(c, checksum); }
     const meta: SnapshotMeta = {
-      id: `${at.term}-${at.index}-${process.pid}-${++this.snapshots}-${Date.now().toString(36)}`,
+      // Deterministic (the simulator replays it byte for byte) and unique per content: the same id
+      // again is the same snapshot, which storage accepts as a no-op.
+      id: `${at.term}-${at.index}-${this.raftActorId.replace(/[^A-Za-z0-9_-]/g, '_')}-${checksum.toString(16)}-${byteLength}`,
       lastIncludedIndex: at.index, lastIncludedTerm: at.term, membership: at.membership, membershipIndex: at.membershipIndex,
       byteLength, checksum,
     };

@@ -85,8 +85,14 @@ interface SnapshotTransfer {
   meta: SnapshotMeta | null;
   /** Where the chunk being read or sent starts. */
   offset: number;
-  /** The chunk in flight: where it ends, and whether it is the last. */
-  sending: { readonly end: number; readonly done: boolean } | null;
+  /** The chunk in flight: where it ends, whether it is the last, and when it left. */
+  sending: { readonly end: number; readonly done: boolean; readonly sentAtMs: number } | null;
+  /**
+   * A chunk still unanswered this long after it left, while a later heartbeat was answered, is
+   * presumed lost (see chunkPresumedLost). Doubles at every such restart of this transfer, so a
+   * follower whose disk is merely slow is not restarted forever.
+   */
+  lostAfterMs: number;
   /** When the current snapshot's transfer began (restarts included), for the log. */
   startedAtMs: number;
   chunks: number;
@@ -396,6 +402,15 @@ export class ReplicationStream implements Actor<StreamMsg> {
         this.log.debug({ matchIndex: this.matchIndex, nextIndex: this.nextIndex }, 'append presumed lost; resending from the match');
         this.rewind(this.matchIndex + 1);
       }
+      if (sent.heartbeat && this.snap !== null && this.chunkPresumedLost(this.snap, sent.sentAtMs)) {
+        // The same for a snapshot chunk: without this a dropped chunk held the transfer for the
+        // whole chunk timeout (10 s) while the follower answered every heartbeat (simulator seed 33).
+        const s = this.snap;
+        this.log.debug({ snapshotId: s.meta?.id, offset: s.offset, lostAfterMs: s.lostAfterMs }, 'snapshot chunk presumed lost; restarting the transfer');
+        s.sending = null;
+        s.lostAfterMs *= 2;
+        this.restartLater(s);
+      }
       this.pump();
       return;
     }
@@ -406,6 +421,16 @@ export class ReplicationStream implements Actor<StreamMsg> {
     this.rewind(Math.max(this.matchIndex + 1, Math.min(hint, sent.prevIndex)));
     this.probing = true;
     this.pump();
+  }
+
+  /**
+   * True when the chunk in flight left before a heartbeat that has been answered, and more than
+   * `lostAfterMs` ago: the follower is there, so the chunk or its answer was lost. A chunk takes
+   * longer than an append (the follower writes it durably first), hence its own, growing, margin.
+   */
+  private chunkPresumedLost(s: SnapshotTransfer, heartbeatSentAtMs: number): boolean {
+    const f = s.sending;
+    return f !== null && f.sentAtMs < heartbeatSentAtMs && this.ctx.clock.now() - f.sentAtMs > s.lostAfterMs;
   }
 
   /**
@@ -428,7 +453,7 @@ export class ReplicationStream implements Actor<StreamMsg> {
     this.resetWindow(); // appends and heartbeats in flight are of no use to a transfer: their answers are dropped
     this.snap = {
       epoch: this.epoch, token: 0, meta: null, offset: 0, sending: null,
-      startedAtMs: this.ctx.clock.now(), chunks: 0, restarts: 0, retryTimer: null,
+      startedAtMs: this.ctx.clock.now(), chunks: 0, restarts: 0, retryTimer: null, lostAfterMs: 2 * this.args.config.electionTimeoutMaxMs,
     };
     this.log.debug({ nextIndex: this.nextIndex, matchIndex: this.matchIndex }, 'follower needs purged entries; looking up the snapshot');
     this.locateSnapshot();
@@ -517,7 +542,7 @@ export class ReplicationStream implements Actor<StreamMsg> {
       snapshotId: meta.id, membership: meta.membership, membershipIndex: meta.membershipIndex,
       byteLength: meta.byteLength, checksum: meta.checksum,
     };
-    s.sending = { end: s.offset + data.byteLength, done };
+    s.sending = { end: s.offset + data.byteLength, done, sentAtMs: this.ctx.clock.now() };
     const token = this.nextToken(s);
     this.log.debug({ snapshotId: meta.id, offset: s.offset, bytes: data.byteLength, done }, 'sending snapshot chunk');
     // Not counted as traffic for the heartbeat timer (lastSentMs): a chunk may take long to cross
