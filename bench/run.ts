@@ -9,6 +9,15 @@
  *   npm run bench
  *   npm run bench -- --runs 5 --seconds 5 --clients 256 --placement worker --storage file --out bench-result.json
  *   BENCH_DIR=/mnt/ssd npm run bench -- --storage file   # where FileStorage writes (default: the OS temp dir)
+ *
+ * `--suite` picks what runs: `write` (the default: the write path above), `snapshots` (only the
+ * snapshot suite of bench/snapshots.ts: build and install time of a 100 MB and a 1M-key snapshot,
+ * and the throughput cost of snapshotting under a write load; a few minutes, so opt-in), or `all`
+ * (both; the JSON then holds each suite's report under `suites`). --runs, --seconds, --clients,
+ * --placement, --storage and --payload apply to either suite; the snapshot suite's own defaults
+ * are --clients 64 --placement local --storage file, and its own options are described there.
+ *
+ *   npm run bench -- --suite snapshots --runs 3
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -21,18 +30,24 @@ import type { NodePlacement } from '../actors/node';
 import { COUNT_MODULE } from './count-state-machine';
 import { createLogger } from '../runtime/logging';
 import { fileStorageSpec, FileStorageStats } from '../storage/file-storage';
+import { runSnapshotSuite, SNAPSHOT_OPTIONS } from './snapshots';
 
 const { values: argv } = parseArgs({
   options: {
     runs: { type: 'string', default: '3' },
     seconds: { type: 'string', default: '3' },
-    clients: { type: 'string', default: '1,64,256' },
-    placement: { type: 'string', default: 'worker,local' },
-    storage: { type: 'string', default: 'memory,file' },
+    // No defaults here: each suite has its own (see below and bench/snapshots.ts).
+    clients: { type: 'string' },
+    placement: { type: 'string' },
+    storage: { type: 'string' },
     payload: { type: 'string', default: '100' },
     out: { type: 'string' },
+    suite: { type: 'string', default: 'write' },
+    ...SNAPSHOT_OPTIONS,
   },
 });
+const suite = argv.suite!;
+if (suite !== 'write' && suite !== 'snapshots' && suite !== 'all') throw new RangeError(`--suite: ${suite} (write, snapshots or all)`);
 
 function ints(name: string, v: string, max: number): number[] {
   const xs = v.split(',').map(Number);
@@ -41,17 +56,19 @@ function ints(name: string, v: string, max: number): number[] {
 }
 const runs = ints('runs', argv.runs!, 50)[0];
 const seconds = ints('seconds', argv.seconds!, 600)[0];
-const clientCounts = ints('clients', argv.clients!, 4096);
+const clientCounts = ints('clients', argv.clients ?? '1,64,256', 4096);
 const payloadBytes = ints('payload', argv.payload!, 1 << 20)[0];
-const placements = argv.placement!.split(',').map((p) => {
+const placementsOf = (v: string): NodePlacement[] => v.split(',').map((p) => {
   if (p !== 'worker' && p !== 'local') throw new RangeError(`--placement: ${p} (worker or local)`);
   return p as NodePlacement;
 });
+const placements = placementsOf(argv.placement ?? 'worker,local');
 type StorageKind = 'memory' | 'file';
-const storages = argv.storage!.split(',').map((k) => {
+const storagesOf = (v: string): StorageKind[] => v.split(',').map((k) => {
   if (k !== 'memory' && k !== 'file') throw new RangeError(`--storage: ${k} (memory or file)`);
   return k as StorageKind;
 });
+const storages = storagesOf(argv.storage ?? 'memory,file');
 
 // Raft's info lines would interleave with the progress lines; RAFT_LOG_LEVEL brings them back.
 const logger = createLogger({ name: 'bench', level: process.env.RAFT_LOG_LEVEL ? undefined : 'warn' });
@@ -113,7 +130,7 @@ async function once(placement: NodePlacement, storage: StorageKind, clients: num
   }
 }
 
-async function main(): Promise<void> {
+async function writePathSuite(): Promise<Record<string, unknown>> {
   const results = [];
   for (const storage of storages) {
     for (const placement of placements) {
@@ -139,10 +156,22 @@ async function main(): Promise<void> {
       }
     }
   }
-  const report = {
-    benchmark: 'actor-raft write path', date: new Date().toISOString(), node: process.version,
-    cpus: cpus().length, cpuModel: cpus()[0]?.model, secondsPerRun: seconds, warmupMs: 500, results,
-  };
+  return { benchmark: 'actor-raft write path', secondsPerRun: seconds, warmupMs: 500, results };
+}
+
+async function main(): Promise<void> {
+  const machine = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model };
+  const write = suite === 'snapshots' ? null : await writePathSuite();
+  const snapshots = suite === 'write' ? null : await runSnapshotSuite({
+    runs, seconds, payloadBytes, logger,
+    clients: ints('clients', argv.clients ?? '64', 4096),
+    placements: placementsOf(argv.placement ?? 'local'),
+    storages: storagesOf(argv.storage ?? 'file'),
+    argv: Object.fromEntries(Object.keys(SNAPSHOT_OPTIONS).map((k) => [k, (argv as Record<string, string | undefined>)[k]])),
+  });
+  const report = write !== null && snapshots !== null
+    ? { benchmark: 'actor-raft', ...machine, suites: { write, snapshots } }
+    : { ...(write ?? snapshots)!, ...machine };
   const json = JSON.stringify(report, null, 2);
   process.stdout.write(`${json}\n`);
   if (argv.out) writeFileSync(argv.out, `${json}\n`);
