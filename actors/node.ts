@@ -15,6 +15,7 @@ import type { Actor, ActorContext, ActorRef, ActorSpec, Placement } from '../run
 import { LOCAL, onArbiter } from '../runtime/actor';
 import type { ActorSystem } from '../runtime/system';
 import { Supervisor } from '../runtime/supervisor';
+import { ensureCpuPool } from '../runtime/cpu-pool';
 import { ActorGoneError, AskTimeoutError } from '../runtime/errors';
 import { buildConfig, type RaftConfig } from './raft/core/config';
 import { MAX_PAYLOAD_BYTES } from './raft/codec';
@@ -49,6 +50,11 @@ export interface RaftNodeOptions {
   readonly config?: Partial<RaftConfig>;
   /** Called once if the node fails (its Raft, storage or Apply actor crashed). */
   readonly onFailed?: (cause: Error) => void;
+  /**
+   * Start the process's CPU pool actor on `system` if it is not there (default true): large
+   * snapshots are packed on its piscina threads. The simulator turns it off to stay on one thread.
+   */
+  readonly cpuPool?: boolean;
 }
 
 export interface ClientWriteOptions {
@@ -115,6 +121,7 @@ export class RaftNode {
     const placement = opts.placement ?? 'worker';
     if (placement !== 'worker' && placement !== 'local') throw new TypeError(`placement must be 'worker' or 'local', got ${String(placement)}`);
     const { system } = opts;
+    if (opts.cpuPool ?? true) await ensureCpuPool(system);
     const sup = new Supervisor(system, { name: `n${id}` });
     const where = async (role: string): Promise<Placement> => {
       if (placement === 'local') return LOCAL;

@@ -502,7 +502,7 @@ export class Simulation {
     try {
       n.handle = await RaftNode.start({
         system: this.system, id, network: this.network.endpointSpec(id, incarnation), storage,
-        stateMachine: { factory: () => observed }, placement: 'local', config: this.config,
+        stateMachine: { factory: () => observed }, placement: 'local', config: this.config, cpuPool: false,
         onFailed: (error) => this.nodeFailed(id, error),
       });
     } catch (err) {

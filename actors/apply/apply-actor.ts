@@ -17,6 +17,7 @@ import { InvariantViolation, NotAllowedError } from '../raft/core/errors';
 import type { LogIndex, Membership, SnapshotMeta, Term } from '../raft/core/types';
 import type { StorageMsg } from '../../storage/storage';
 import type { StateMachine, StateMachineSpec } from './state-machine';
+import { packSnapshot, unpackSnapshot } from '../../runtime/cpu-pool';
 
 /** Where a snapshot of the state at `index` sits in the log, as the Raft core knows it. */
 export interface SnapshotPoint {
@@ -41,7 +42,7 @@ export type ApplyMsg =
    * later (entries applied since), and then this actor's own record of those entries says where.
    * Answer: the SnapshotMeta, once storage holds it durably.
    */
-  | { readonly type: 'createSnapshot'; readonly point: SnapshotPoint; readonly maxChunkBytes: number }
+  | { readonly type: 'createSnapshot'; readonly point: SnapshotPoint; readonly maxChunkBytes: number; readonly compressionLevel?: number }
   /** Replace the state with storage's current snapshot, which must be `meta`. Answer: undefined. */
   | { readonly type: 'restore'; readonly meta: SnapshotMeta; readonly maxChunkBytes: number };
 
@@ -109,7 +110,7 @@ export class ApplyActor implements Actor<ApplyMsg> {
         this.raft.tell({ type: 'applied', index: last.index, firstIndex: first, results });
         return undefined;
       }
-      case 'createSnapshot': return this.createSnapshot(msg.point, msg.maxChunkBytes);
+      case 'createSnapshot': return this.createSnapshot(msg.point, msg.maxChunkBytes, msg.compressionLevel ?? 0);
       case 'restore': return this.restore(msg.meta, msg.maxChunkBytes);
       default: {
         const never: never = msg;
@@ -131,15 +132,17 @@ export class ApplyActor implements Actor<ApplyMsg> {
     return point;
   }
 
-  private async createSnapshot(point: SnapshotPoint, maxChunkBytes: number): Promise<unknown> {
+  private async createSnapshot(point: SnapshotPoint, maxChunkBytes: number, compressionLevel: number): Promise<unknown> {
     if (typeof this.sm.snapshot !== 'function' || this.storage === null) return replyError(new NotAllowedError('this state machine does not take snapshots'));
     const at = this.currentPoint(point);
     if (at.index < 1) return replyError(new NotAllowedError('nothing is applied yet: there is nothing to snapshot'));
     const started = Date.now();
-    const chunks = await collect(this.sm.snapshot());
-    let byteLength = 0;
-    let checksum = 0;
-    for (const c of chunks) { byteLength += c.byteLength; checksum = crc32(c, checksum); }
+    const raw = await collect(this.sm.snapshot());
+    const rawBytes = raw.reduce((n, c) => n + c.byteLength, 0);
+    // The envelope (format byte, gzip) and its crc32: on the process's piscina pool when large.
+    const packed = await packSnapshot(this.ctx, raw, compressionLevel);
+    const byteLength = packed.bytes.byteLength;
+    const checksum = packed.checksum;
     const meta: SnapshotMeta = {
       // Deterministic (the simulator replays it byte for byte) and unique per content: the same id
       // again is the same snapshot, which storage accepts as a no-op.
@@ -147,13 +150,13 @@ export class ApplyActor implements Actor<ApplyMsg> {
       lastIncludedIndex: at.index, lastIncludedTerm: at.term, membership: at.membership, membershipIndex: at.membershipIndex,
       byteLength, checksum,
     };
-    const parts = rechunk(chunks, maxChunkBytes);
+    const parts = rechunk([packed.bytes], maxChunkBytes);
     let offset = 0;
     for (let k = 0; k < parts.length; k++) {
       await this.storage.ask({ type: 'writeSnapshot', meta, offset, data: parts[k], done: k === parts.length - 1 }, Infinity);
       offset += parts[k].byteLength;
     }
-    this.ctx.logger.info({ index: meta.lastIncludedIndex, term: meta.lastIncludedTerm, bytes: byteLength, ms: Date.now() - started }, 'snapshot created');
+    this.ctx.logger.info({ index: meta.lastIncludedIndex, term: meta.lastIncludedTerm, bytes: byteLength, stateBytes: rawBytes, ms: Date.now() - started }, 'snapshot created');
     return meta;
   }
 
@@ -176,7 +179,8 @@ export class ApplyActor implements Actor<ApplyMsg> {
       // Storage checked it when it was written: a mismatch now is damage, and the state machine must not take it.
       throw new InvariantViolation(`snapshot ${meta.id} reads back as ${byteLength} bytes, crc32 ${checksum}; its meta says ${meta.byteLength} bytes, crc32 ${meta.checksum}`);
     }
-    await this.sm.restore(meta, iterate(chunks));
+    const { data } = await unpackSnapshot(this.ctx, chunks);
+    await this.sm.restore(meta, iterate([data]));
     const now = await this.sm.lastApplied();
     if (now !== meta.lastIncludedIndex) throw new InvariantViolation(`after restoring snapshot ${meta.id} the state machine says lastApplied ${now}, not ${meta.lastIncludedIndex}`);
     this.lastApplied = meta.lastIncludedIndex;

@@ -582,7 +582,8 @@ export class RaftActor implements Actor<RaftMsg> {
     if (point === null) return false;
     this.snapshotting = { waiters: [] };
     const self = this.ctx.self as ActorRef<RaftMsg>;
-    this.apply.ask<SnapshotMeta>({ type: 'createSnapshot', point: { index: s.lastApplied, ...point }, maxChunkBytes: this.args.config.snapshotMaxChunkBytes }, Infinity).then(
+    const { snapshotMaxChunkBytes: maxChunkBytes, snapshotCompressionLevel: compressionLevel } = this.args.config;
+    this.apply.ask<SnapshotMeta>({ type: 'createSnapshot', point: { index: s.lastApplied, ...point }, maxChunkBytes, compressionLevel }, Infinity).then(
       (meta) => self.tell({ type: 'snapshotDone', meta, error: null }),
       (error: Error) => self.tell({ type: 'snapshotDone', meta: null, error }),
     );

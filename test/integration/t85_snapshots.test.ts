@@ -19,6 +19,7 @@
  * Every wait is on a condition with a deadline, never a fixed sleep.
  */
 import { expect } from 'chai';
+import { CPU_POOL_ID, type CpuPoolActor } from '../../runtime/cpu-pool';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -227,6 +228,30 @@ describe('t85 snapshots and log compaction', function () {
     expect(rec.firstApplied, 'node 4 applied nothing the snapshot covers').to.equal(rec.restores[0] + 1);
     expect(rec.contiguous).to.equal(true);
     expect((await c.node(4).currentMetrics()).snapshotIndex).to.be.at.least(rec.restores[0]);
+    expectNoNodeFailed(c);
+  });
+
+  it('with snapshotCompressionLevel 1, a large state (over 1 MiB, packed on the CPU pool) is stored and sent gzipped, and a new node joins by it', async function () {
+    this.timeout(60_000);
+    const logs: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => { logs.push(JSON.parse(line) as Record<string, unknown>); } });
+    const c = await start({ size: 3, logger, config: { ...SMALL, snapshotLogsSinceLast: 0, snapshotCompressionLevel: 1, snapshotMaxChunkBytes: 64 * 1024 } });
+    const leader = await c.waitForLeader();
+    await putMany(c, 'big', 150, 10_000); // about 1.5 MB of state
+    const meta = await c.node(leader).snapshotNow();
+    const created = logs.find((l) => l.msg === 'snapshot created' && l.index === meta.lastIncludedIndex);
+    expect(created, 'the leader logged its snapshot').to.not.equal(undefined);
+    expect(created!.stateBytes as number).to.be.above(1024 * 1024);
+    expect(meta.byteLength, 'stored and sent compressed').to.be.below((created!.stateBytes as number) / 4);
+    const pool = c.system.localActor<CpuPoolActor>(CPU_POOL_ID);
+    expect(pool?.tasksRun ?? 0, 'packed on the pool').to.be.at.least(1);
+    await putMany(c, 'more', 40, 50); // push the log past what the stream keeps, behind the snapshot
+    await c.node(leader).snapshotNow();
+    await c.addNode(4);
+    await c.node(leader).proposeConfigChange({ add: [4] }, { timeoutMs: 20_000 });
+    await expectDigestsEqual(c);
+    const rec = await record(c, 4);
+    expect(rec.restores.length, 'node 4 was restored from the compressed snapshot').to.be.at.least(1);
     expectNoNodeFailed(c);
   });
 

@@ -37,6 +37,11 @@ export interface RaftConfig {
   readonly snapshotKeepEntries: number;
   /** Largest InstallSnapshot chunk (and storage write) of a snapshot transfer. */
   readonly snapshotMaxChunkBytes: number;
+  /**
+   * gzip level of snapshots (1 fastest .. 9 smallest; 0 stores them as the state machine made
+   * them). Large snapshots are packed on the process's piscina pool (runtime/cpu-pool.ts).
+   */
+  readonly snapshotCompressionLevel: number;
 }
 
 export const DEFAULT_CONFIG: RaftConfig = Object.freeze({
@@ -52,15 +57,16 @@ export const DEFAULT_CONFIG: RaftConfig = Object.freeze({
   snapshotLogsSinceLast: 5000,
   snapshotKeepEntries: 1000,
   snapshotMaxChunkBytes: 3 * 1024 * 1024,
+  snapshotCompressionLevel: 0,
 });
 
 /** Fields that may be 0 (the rest must be at least 1). */
-const ZERO_ALLOWED: readonly (keyof RaftConfig)[] = ['snapshotLogsSinceLast', 'snapshotKeepEntries'];
+const ZERO_ALLOWED: readonly (keyof RaftConfig)[] = ['snapshotLogsSinceLast', 'snapshotKeepEntries', 'snapshotCompressionLevel'];
 
 const INTEGER_FIELDS: readonly (keyof RaftConfig)[] = [
   'electionTimeoutMinMs', 'electionTimeoutMaxMs', 'heartbeatIntervalMs', 'maxPayloadEntries',
   'maxInflightAppends', 'replicationLagThreshold', 'maxApplyBatchEntries', 'metricsIntervalMs',
-  'catchUpTimeoutMs', 'snapshotLogsSinceLast', 'snapshotKeepEntries', 'snapshotMaxChunkBytes',
+  'catchUpTimeoutMs', 'snapshotLogsSinceLast', 'snapshotKeepEntries', 'snapshotMaxChunkBytes', 'snapshotCompressionLevel',
 ];
 
 /**
@@ -79,6 +85,9 @@ export function buildConfig(partial: Partial<RaftConfig> = {}): RaftConfig {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > 2 ** 31) {
       throw new InvalidConfigError(f, v, `must be an integer between ${min} and 2^31`);
     }
+  }
+  if (cfg.snapshotCompressionLevel > 9) {
+    throw new InvalidConfigError('snapshotCompressionLevel', cfg.snapshotCompressionLevel, 'must be 0 (none) to 9 (gzip levels)');
   }
   if (cfg.snapshotMaxChunkBytes > 64 * 1024 * 1024) {
     throw new InvalidConfigError('snapshotMaxChunkBytes', cfg.snapshotMaxChunkBytes, 'must be at most 64 MiB (the largest payload an RPC carries)');
