@@ -145,12 +145,17 @@ const blobEntry = (j: number): Uint8Array => encodePutMany([[`blob-${String(j).p
 
 async function stats(n: RaftNode): Promise<SnapBenchStats> { return n.query<SnapBenchStats>({ q: 'stats' }); }
 
-/** A logger that keeps the lines a snapshot measurement needs and forwards warnings (everything with RAFT_LOG_LEVEL) to stderr. */
-function captureLogger(): { logger: Logger; lines: Record<string, unknown>[] } {
+/**
+ * A logger that keeps the lines a snapshot measurement needs and forwards warnings (everything with
+ * RAFT_LOG_LEVEL) to stderr. Worker threads log straight to stderr at this logger's level, so under
+ * worker placement it is at 'warn' (nothing to capture there).
+ */
+function captureLogger(placement: NodePlacement): { logger: Logger; lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];
   const all = process.env.RAFT_LOG_LEVEL !== undefined;
   const keep = /^(snapshot transfer (started|finished)|state machine restored from a snapshot|snapshot created)$/;
-  const logger = pino({ level: 'info', name: 'bench' }, {
+  const level = process.env.RAFT_LOG_LEVEL?.trim().toLowerCase() || (placement === 'local' ? 'info' : 'warn');
+  const logger = pino({ level, name: 'bench' }, {
     write(line: string) {
       const l = JSON.parse(line) as Record<string, unknown>;
       if (typeof l.msg === 'string' && keep.test(l.msg)) lines.push(l);
@@ -178,7 +183,7 @@ const PATIENT: Partial<RaftConfig> = { electionTimeoutMinMs: 3000, electionTimeo
 
 async function buildInstallOnce(kind: Case, encoding: SnapshotEncoding, placement: NodePlacement, storage: StorageKind, blobMb: number, keys: number): Promise<BuildInstallRun> {
   const store = tempStorage(storage);
-  const cap = captureLogger();
+  const cap = captureLogger(placement);
   const cluster = await LocalCluster.start({
     size: 3, placement, logger: cap.logger, storage: store.spec,
     stateMachine: { module: SNAP_BENCH_MODULE, export: 'createSnapBench', args: { encoding } },
