@@ -171,7 +171,7 @@ async function main(): Promise<void> {
   });
   const report = write !== null && snapshots !== null
     ? { benchmark: 'actor-raft', ...machine, suites: { write, snapshots } }
-    : { ...(write ?? snapshots)!, ...machine };
+    : { benchmark: (write ?? snapshots)!.benchmark, ...machine, ...(write ?? snapshots)! };
   const json = JSON.stringify(report, null, 2);
   process.stdout.write(`${json}\n`);
   if (argv.out) writeFileSync(argv.out, `${json}\n`);

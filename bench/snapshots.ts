@@ -17,7 +17,7 @@
  * snapshot() + crc32 + chunked writes to storage + fdatasync, until durable), reported with the
  * snapshot's bytes and the part spent in snapshot() itself (`encodeMs`). A fresh node 4 is then
  * started and added (`proposeConfigChange({ add: [4] })`); the leader's log is purged behind the
- * snapshot (snapshotKeepEntries 8) and its replication stream keeps only 32 entries in memory
+ * snapshot (snapshotKeepEntries 8; 0 for a fill of under 16 entries) and its replication stream keeps only 32 entries in memory
  * (replicationLagThreshold 32, maxPayloadEntries 16, maxInflightAppends 2), so node 4 can only
  * catch up by InstallSnapshot, in chunks of the default snapshotMaxChunkBytes (3 MiB). The install
  * time runs from the config change's proposal until node 4's lastApplied reaches the snapshot's
@@ -180,18 +180,20 @@ const STREAM_SMALL: Partial<RaftConfig> = { replicationLagThreshold: 32, maxPayl
  * taking the very snapshot being measured.
  */
 const PATIENT: Partial<RaftConfig> = { electionTimeoutMinMs: 3000, electionTimeoutMaxMs: 6000 };
+/** Entries kept behind the snapshot: 8, or none for a fill of a few entries, so the log node 4 needs is always purged. */
+const keepEntries = (fillEntries: number): number => (fillEntries < 16 ? 0 : 8);
 
 async function buildInstallOnce(kind: Case, encoding: SnapshotEncoding, placement: NodePlacement, storage: StorageKind, blobMb: number, keys: number): Promise<BuildInstallRun> {
   const store = tempStorage(storage);
   const cap = captureLogger(placement);
+  const entries = kind === 'blob' ? blobMb : Math.ceil(keys / KEY_BATCH);
   const cluster = await LocalCluster.start({
     size: 3, placement, logger: cap.logger, storage: store.spec,
     stateMachine: { module: SNAP_BENCH_MODULE, export: 'createSnapBench', args: { encoding } },
-    config: { ...STREAM_SMALL, ...PATIENT, snapshotLogsSinceLast: 0, snapshotKeepEntries: 8, catchUpTimeoutMs: 120_000 },
+    config: { ...STREAM_SMALL, ...PATIENT, snapshotLogsSinceLast: 0, snapshotKeepEntries: keepEntries(entries), catchUpTimeoutMs: 120_000 },
   });
   try {
     const at = { leader: await cluster.waitForLeader() };
-    const entries = kind === 'blob' ? blobMb : Math.ceil(keys / KEY_BATCH);
     const t0 = performance.now();
     const last = await fill(cluster, at, entries, kind === 'blob' ? blobEntry : (j) => keysEntry('k', keys, j));
     await cluster.waitForApplied(last, { timeoutMs: 300_000 });
@@ -398,7 +400,7 @@ export async function runSnapshotSuite(o: SnapshotSuiteOptions): Promise<Record<
   return {
     benchmark: 'actor-raft snapshots', runs: o.runs, secondsPerLoadRun: o.seconds, warmupMs: 500,
     config: {
-      buildInstall: { ...STREAM_SMALL, ...PATIENT, snapshotLogsSinceLast: 0, snapshotKeepEntries: 8, snapshotMaxChunkBytes: '3 MiB (default)' },
+      buildInstall: { ...STREAM_SMALL, ...PATIENT, snapshotLogsSinceLast: 0, snapshotKeepEntries: '8 (0 when the fill is under 16 entries)', snapshotMaxChunkBytes: '3 MiB (default)' },
       writeLoad: 'defaults (snapshotKeepEntries 1000, snapshotMaxChunkBytes 3 MiB) but snapshotLogsSinceLast',
     },
     buildInstall, writeLoad,
