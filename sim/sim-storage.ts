@@ -9,10 +9,10 @@
  * disk's generation moved on.
  */
 import type { Actor, ActorContext } from '../runtime/actor';
-import { DeferredReply, replyError } from '../runtime/actor';
+import { DeferredReply } from '../runtime/actor';
 import { decodeEntries, encodeEntries } from '../actors/raft/codec';
 import type { Entry, HardState, LogIndex, SnapshotMeta, Term } from '../actors/raft/core/types';
-import { isRefusal, MemoryStore, validIndex } from '../storage/memory-storage';
+import { answeringRefusals, MemoryStore, validIndex } from '../storage/memory-storage';
 import { planLogWrite, replayRecord, type PlannedRecord } from '../storage/durable-store';
 import { CorruptLogError, encodeRecord, type LogRecord, replayRecords } from '../storage/record-log';
 import type { IncomingSnapshot } from '../storage/snapshot';
@@ -147,12 +147,7 @@ export class SimStorageActor implements Actor<StorageMsg> {
 
   /** Refusals (a contract violation, a purged read, a gone or mismatched snapshot) answer the asker; the actor goes on. */
   receive(msg: StorageMsg): unknown {
-    try {
-      return this.handle(msg);
-    } catch (err) {
-      if (isRefusal(err)) return replyError(err);
-      throw err;
-    }
+    return answeringRefusals(() => this.handle(msg));
   }
 
   private handle(msg: StorageMsg): unknown {

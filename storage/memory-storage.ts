@@ -181,6 +181,16 @@ export function isRefusal(err: unknown): err is Error {
     || err instanceof SnapshotGoneError || err instanceof SnapshotChecksumError;
 }
 
+/** Runs a storage actor's handler: a refusal goes back to the asker (replyError), anything else crashes the actor. */
+export function answeringRefusals(handle: () => unknown): unknown {
+  try {
+    return handle();
+  } catch (err) {
+    if (isRefusal(err)) return replyError(err);
+    throw err;
+  }
+}
+
 /**
  * The storage actor over a MemoryStore. Refusals are answered with `replyError`: the actor goes on.
  * A message that is not a storage message at all (no object, an unknown type) is a bug in the
@@ -192,12 +202,7 @@ export class MemoryStorageActor implements Actor<StorageMsg> {
   receive(msg: StorageMsg): unknown {
     if (msg === null || typeof msg !== 'object') throw new StorageContractError(`expected a storage message object, got ${String(msg)}`);
     if (!STORAGE_MSG_TYPES.has(msg.type)) throw new StorageContractError(`unknown storage message ${JSON.stringify((msg as { type?: unknown }).type)}`);
-    try {
-      return this.handle(msg);
-    } catch (err) {
-      if (isRefusal(err)) return replyError(err);
-      throw err;
-    }
+    return answeringRefusals(() => this.handle(msg));
   }
 
   private handle(msg: StorageMsg): unknown {
