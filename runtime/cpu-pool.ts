@@ -91,7 +91,8 @@ const size = (chunks: readonly Uint8Array[]): number => chunks.reduce((n, c) => 
  */
 export async function packSnapshot(ctx: ActorContext, chunks: readonly Uint8Array[], level: number): Promise<PackResult> {
   if (!Number.isInteger(level) || level < 0 || level > 9) throw new RangeError(`compression level must be 0-9, got ${level}`);
-  if (size(chunks) >= CPU_OFFLOAD_BYTES && await hasPool(ctx)) {
+  // Without compression packing is one copy and a crc32: cheaper here than two copies to a pool thread and back.
+  if (level > 0 && size(chunks) >= CPU_OFFLOAD_BYTES && await hasPool(ctx)) {
     return ctx.ref<CpuTask>(CPU_POOL_ID).ask<PackResult>({ op: 'pack', chunks, level }, Infinity);
   }
   return tasks.pack({ chunks, level });
@@ -99,7 +100,8 @@ export async function packSnapshot(ctx: ActorContext, chunks: readonly Uint8Arra
 
 /** Opens a snapshot envelope: the bytes inside, and the crc32 of the envelope as stored. */
 export async function unpackSnapshot(ctx: ActorContext, chunks: readonly Uint8Array[]): Promise<UnpackResult> {
-  if (size(chunks) >= CPU_OFFLOAD_BYTES && await hasPool(ctx)) {
+  const compressed = chunks.length > 0 && chunks[0].byteLength > 0 && chunks[0][0] !== 0;
+  if (compressed && size(chunks) >= CPU_OFFLOAD_BYTES && await hasPool(ctx)) {
     return ctx.ref<CpuTask>(CPU_POOL_ID).ask<UnpackResult>({ op: 'unpack', chunks }, Infinity);
   }
   return tasks.unpack({ chunks });

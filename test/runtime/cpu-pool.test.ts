@@ -3,6 +3,7 @@
  * small snapshots and on the process's piscina pool for large ones, with the same bytes either way.
  */
 import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
 import { crc32, gunzipSync } from 'node:zlib';
 import { ActorSystem } from '../../runtime/system';
 import { LOCAL, type Actor, type ActorContext } from '../../runtime/actor';
@@ -62,14 +63,18 @@ describe('runtime/cpu-pool: snapshot envelopes', () => {
     const big = [text(CPU_OFFLOAD_BYTES), text(CPU_OFFLOAD_BYTES / 2)];
     const pool = system.localActor<CpuPoolActor>(CPU_POOL_ID)!;
     const before = pool.tasksRun;
-    const { packed, unpacked, rawUnpacked } = await inActor(system, async (ctx) => {
-      const p = await packSnapshot(ctx, big, 1); // 1.5 MiB in: on the pool
+    const noise = new Uint8Array(randomBytes(2 * CPU_OFFLOAD_BYTES)); // does not compress
+    const { packed, unpacked, rawUnpacked, noisy } = await inActor(system, async (ctx) => {
+      const p = await packSnapshot(ctx, big, 1); // 1.5 MiB to gzip: on the pool
       const u = await unpackSnapshot(ctx, [p.bytes]); // a few KiB stored: inline
-      const raw = await packSnapshot(ctx, big, 0); // on the pool
-      const ru = await unpackSnapshot(ctx, [raw.bytes]); // 1.5 MiB stored: on the pool
-      return { packed: p, unpacked: u, rawUnpacked: ru };
+      const raw = await packSnapshot(ctx, big, 0); // no compression: inline (a copy and a crc32)
+      const ru = await unpackSnapshot(ctx, [raw.bytes]); // not compressed: inline
+      const n = await packSnapshot(ctx, [noise], 1); // on the pool, and still over 1 MiB stored
+      const nu = await unpackSnapshot(ctx, [n.bytes]); // a large gunzip: on the pool
+      return { packed: p, unpacked: u, rawUnpacked: ru, noisy: nu };
     });
-    expect(pool.tasksRun - before, 'the three large ones ran on the pool').to.equal(3);
+    expect(pool.tasksRun - before, 'the large gzip and gunzip ran on the pool, nothing else').to.equal(3);
+    expect(Buffer.from(noisy.data).equals(Buffer.from(noise))).to.equal(true);
     expect(Buffer.from(rawUnpacked.data).equals(Buffer.concat(big))).to.equal(true);
     const bare = ActorSystem.create(); // a system without a pool: inline
     const inline = await inActor(bare, (ctx) => packSnapshot(ctx, big, 1)).finally(() => bare.shutdown());
