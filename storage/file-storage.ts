@@ -1,11 +1,15 @@
 /**
  * FileStorage: the durable, embedded RaftStorage (docs/STORAGE.md). No server: a directory per node.
  *
- *   <dir>/LOCK                       the pid of the process that has the directory open
+ *   <dir>/LOCK                       pid and token of the opening that has the directory (storage/dir-lock.ts)
  *   <dir>/hard-state                 term and vote: one checksummed record, replaced atomically
  *                                    (write hard-state.tmp, fdatasync, rename, fsync the directory)
  *   <dir>/segment-0000000001.log     the log: append-only checksummed records (storage/record-log.ts),
  *   <dir>/segment-0000000002.log     appends and truncations, in segments of `segmentBytes`
+ *   <dir>/snapshot.meta, log-start   the current snapshot and the purge point, replaced atomically
+ *   <dir>/snapshot-<id>.snap         the current snapshot's bytes
+ *
+ * File names and recovery live in storage/file-layout.ts; this file is the actor that writes them.
  *
  * Group commit: writes that arrive while an fdatasync is under way wait for the next one, so one
  * fdatasync covers every write of a batch, however many entries (DESIGN.md section 4). Every answer
@@ -22,23 +26,28 @@
  * const node = await RaftNode.start({ system, id: 1, network, stateMachine,
  *   storage: fileStorageSpec({ dir: '/var/lib/myapp/raft-1' }) });
  */
-import { closeSync, existsSync, fdatasync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, unlinkSync, writeSync, writevSync, ftruncateSync } from 'node:fs';
+import { closeSync, fdatasync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync, writevSync } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { crc32 } from 'node:zlib';
 import { dirname, join, resolve } from 'node:path';
-import { randomUUID } from 'node:crypto';
 import type { Actor, ActorContext, ActorSpec } from '../runtime/actor';
 import { DeferredReply, replyError } from '../runtime/actor';
 import { MalformedMessageError } from '../actors/raft/core/errors';
 import { encodeEntries } from '../actors/raft/codec';
-import { TERM_ZERO } from '../actors/raft/core/types';
-import type { Entry, HardState, LogIndex, NodeId, SnapshotMeta, Term } from '../actors/raft/core/types';
+import type { HardState, LogIndex, NodeId, SnapshotMeta, Term } from '../actors/raft/core/types';
 import { isRefusal, MemoryStore, validIndex } from './memory-storage';
-import { planLogWrite, replayRecord } from './durable-store';
-import { CorruptLogError, encodeRecord, replayRecords, type LogRecord } from './record-log';
+import { planLogWrite } from './durable-store';
+import { encodeRecord } from './record-log';
 import { planSnapshotChunk, planSnapshotRead, readSnapshotId, sameMeta, type IncomingSnapshot } from './snapshot';
 import { SnapshotGoneError, StorageContractError, type StorageMsg, type StoredState } from './storage';
+import { acquireLock, releaseLock } from './dir-lock';
+import {
+  fsyncDirSync, HARD_STATE, HARD_STATE_TMP, LOG_START, recoverDir, segmentName,
+  SNAPSHOT_META, snapName, snapTmpName, writeAtomicSync, type Segment,
+} from './file-layout';
+
+export { StorageLockedError } from './dir-lock';
+export { recoverDir, readFileStorage, type RecoveredDir } from './file-layout';
 
 const fdatasyncAsync = promisify(fdatasync);
 
@@ -57,14 +66,6 @@ export interface FileStorageOptions {
   readonly stats?: SharedArrayBuffer;
 }
 
-/** Another live process holds the data directory. */
-export class StorageLockedError extends Error {
-  readonly code = 'StorageLocked';
-  constructor(readonly dir: string, readonly pid: number) {
-    super(`${dir} is in use by process ${Number.isNaN(pid) ? '(unknown)' : pid}${pid === process.pid ? ' (this process: another node or storage of it has the directory open)' : ''} (see ${join(dir, 'LOCK')}); one node per directory. If that process is not an actor-raft node using this directory, remove the LOCK file`);
-    this.name = 'StorageLockedError';
-  }
-}
 
 /** A write, fdatasync or rename failed. The node stops: what reached the disk is unknown. */
 export class StorageIoError extends Error {
@@ -103,43 +104,6 @@ export class FileStorageStats {
   }
 }
 
-/** The size of a seal record (header and body): a torn seal is at most this many bytes. */
-const SEAL_RECORD_BYTES = 17;
-
-const SEGMENT_RE = /^segment-(\d{10})\.log$/;
-const segmentName = (seq: number): string => `segment-${String(seq).padStart(10, '0')}.log`;
-const HARD_STATE = 'hard-state';
-const HARD_STATE_TMP = 'hard-state.tmp';
-const LOCK = 'LOCK';
-const SNAPSHOT_META = 'snapshot.meta';
-const LOG_START = 'log-start';
-const SNAP_FILE_RE = /^snapshot-[A-Za-z0-9_-]{1,128}\.(tmp|snap)$/;
-const snapName = (id: string): string => `snapshot-${id}.snap`;
-const snapTmpName = (id: string): string => `snapshot-${id}.tmp`;
-
-/** A log segment: `maxIndex` is the highest entry index any append record in it carried (a purge through it may delete it). */
-interface Segment { readonly seq: number; readonly path: string; size: number; maxIndex: number }
-
-/** What recovery found in a data directory. */
-export interface RecoveredDir {
-  readonly hardState: HardState;
-  readonly store: MemoryStore;
-  readonly segments: Segment[];
-  /** Bytes of a torn tail at the end of the last segment (cut off when recovering with `repair`). */
-  readonly tornBytes: number;
-  /** Set when the last closed segment's seal was never written (a crash while starting a new segment). */
-  readonly unsealed: Segment | null;
-  /** True when the directory holds no hard-state file yet (never opened, or a crash while first opening it). */
-  readonly fresh: boolean;
-  /** The current snapshot (snapshot.meta), its file verified; null when none. */
-  readonly snapshot: SnapshotMeta | null;
-  /** From log-start: entries through this index were purged (0: none), and the log starts at segment `firstSegment`. */
-  readonly purgedThrough: LogIndex;
-  readonly firstSegment: number;
-  /** Files a crash left unfinished that recovery deletes (with `repair`) or would delete. */
-  readonly removed: string[];
-}
-
 /** Checks the options at the boundary; throws TypeError or RangeError naming the field. */
 export function validateFileStorageOptions(opts: FileStorageOptions): Required<Omit<FileStorageOptions, 'stats'>> & { stats?: SharedArrayBuffer } {
   if (opts === null || typeof opts !== 'object') throw new TypeError('FileStorage options must be an object with a dir');
@@ -155,243 +119,9 @@ export function validateFileStorageOptions(opts: FileStorageOptions): Required<O
   return { dir: resolve(opts.dir), segmentBytes, stats: opts.stats };
 }
 
-/** Reads a file that must hold exactly one whole record of `type`; anything else is CorruptLogError naming it. */
-function readSingleRecord<T extends LogRecord['type']>(path: string, type: T, what: string): Extract<LogRecord, { type: T }> {
-  const bytes = readFileSync(path);
-  const replay = replayRecords(bytes, path);
-  const rec = replay.records[0];
-  if (replay.records.length !== 1 || replay.tornBytes > 0 || rec.type !== type) {
-    throw new CorruptLogError(path, replay.validBytes === bytes.byteLength ? 0 : replay.validBytes, `the ${what} file must hold exactly one whole ${type} record (found ${replay.records.length} records, ${replay.tornBytes} bytes of damage)`);
-  }
-  return rec as Extract<LogRecord, { type: T }>;
-}
-
-/** crc32 of a file, read in 1 MiB pieces. */
-function fileCrc32(path: string): number {
-  const fd = openSync(path, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(1024 * 1024);
-    let crc = 0;
-    for (let pos = 0; ;) {
-      const n = readSync(fd, buf, 0, buf.byteLength, pos);
-      if (n <= 0) return crc >>> 0;
-      crc = crc32(buf.subarray(0, n), crc);
-      pos += n;
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/**
- * Reads a data directory back and verifies it (the recovery of FileStorage). With `repair`, cuts a
- * torn tail, finishes an interrupted segment change, and deletes what a crash left unfinished
- * (segments below the log start, unfinished or replaced snapshot files, temp files); without,
- * changes nothing (for inspection). Throws CorruptLogError for anything that is not a torn tail.
- */
-export function recoverDir(dir: string, opts: { repair: boolean; onTornTail?: (file: string, tornBytes: number) => void }): RecoveredDir {
-  const store = new MemoryStore();
-  const names = existsSync(dir) ? readdirSync(dir) : [];
-  const hsPath = join(dir, HARD_STATE);
-  const fresh = !names.includes(HARD_STATE);
-  let hardState: HardState = { currentTerm: TERM_ZERO, votedFor: null };
-  if (!fresh) hardState = readSingleRecord(hsPath, 'hardState', 'hard-state').hardState;
-
-  // The snapshot: snapshot.meta names it, and its .snap must be whole (size and crc32 checked).
-  let snapshot: SnapshotMeta | null = null;
-  if (names.includes(SNAPSHOT_META)) {
-    snapshot = readSingleRecord(join(dir, SNAPSHOT_META), 'snapshotMeta', 'snapshot.meta').meta;
-    const snapPath = join(dir, snapName(snapshot.id));
-    if (!names.includes(snapName(snapshot.id))) throw new CorruptLogError(snapPath, 0, `snapshot.meta names snapshot ${snapshot.id}, but its file is missing (it is made durable before snapshot.meta names it)`);
-    const size = statSync(snapPath).size;
-    if (size !== snapshot.byteLength) throw new CorruptLogError(snapPath, Math.min(size, snapshot.byteLength), `the snapshot file holds ${size} bytes, snapshot.meta says ${snapshot.byteLength}`);
-    const crc = fileCrc32(snapPath);
-    if (crc !== snapshot.checksum) throw new CorruptLogError(snapPath, 0, `crc32 of the snapshot file is ${crc}, snapshot.meta says ${snapshot.checksum}`);
-  }
-  const leftovers = names.filter((n) => (SNAP_FILE_RE.test(n) && (snapshot === null || n !== snapName(snapshot.id))) || n === `${SNAPSHOT_META}.tmp` || n === `${LOG_START}.tmp`);
-
-  // Where the log starts: entries through purgedThrough were purged, segments below firstSegment deleted.
-  let purgedThrough = 0;
-  let firstSegment = 1;
-  const lsPath = join(dir, LOG_START);
-  if (names.includes(LOG_START)) {
-    const ls = readSingleRecord(lsPath, 'logStart', 'log-start');
-    purgedThrough = ls.purgedThrough;
-    firstSegment = ls.firstSegment;
-    if (firstSegment < 1) throw new CorruptLogError(lsPath, 0, `log-start names segment ${firstSegment} as the first`);
-    if (purgedThrough > 0 && (snapshot === null || purgedThrough > snapshot.lastIncludedIndex)) {
-      throw new CorruptLogError(lsPath, 0, `entries through ${purgedThrough} were purged, but ${snapshot === null ? 'there is no snapshot' : `the snapshot covers only through ${snapshot.lastIncludedIndex}`} (a purge is written only after the snapshot covering it is durable)`);
-    }
-  }
-
-  const allSegments: Segment[] = names.map((n) => SEGMENT_RE.exec(n)).filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => ({ seq: Number(m[1]), path: join(dir, m[0]), size: 0, maxIndex: 0 }))
-    .sort((a, b) => a.seq - b.seq);
-  // Segments below the log start: a crash after log-start was replaced but before they were deleted.
-  const stale = allSegments.filter((sg) => sg.seq < firstSegment);
-  const segments = allSegments.filter((sg) => sg.seq >= firstSegment);
-  // A first opening creates segment 1, then the hard-state file: an empty segment 1 alone is a
-  // crash during that; any other log without a hard state has lost its term and vote, and a hard
-  // state without segment 1 has lost its log.
-  const onlyEmptySegment1 = allSegments.length === 1 && allSegments[0].seq === 1 && statSync(allSegments[0].path).size === 0;
-  if (fresh && ((allSegments.length > 0 && !onlyEmptySegment1) || names.includes(LOG_START) || snapshot !== null)) {
-    throw new CorruptLogError(hsPath, 0, 'the hard-state file is missing but the log exists: the term and vote are lost, and starting could vote twice in a term');
-  }
-  if (!fresh && segments.length === 0) {
-    throw new CorruptLogError(join(dir, segmentName(firstSegment)), 0, firstSegment === 1
-      ? 'segment 1 is missing: the hard-state file exists, which is written only once segment 1 is on disk'
-      : `segment ${firstSegment} is missing: log-start names it as the first segment`);
-  }
-  for (let i = 0; i < segments.length; i++) {
-    const expected = i === 0 ? firstSegment : segments[i - 1].seq + 1;
-    if (segments[i].seq !== expected) throw new CorruptLogError(join(dir, segmentName(expected)), 0, `segment ${expected} is missing (found ${segments.map((sg) => sg.seq).join(', ')}${firstSegment > 1 ? `; the log starts at segment ${firstSegment}` : ''})`);
-  }
-  store.firstIndex = (purgedThrough + 1) as LogIndex;
-  store.snapshot = snapshot;
-  let tornBytes = 0;
-  let unsealed: Segment | null = null;
-  for (let i = 0; i < segments.length; i++) {
-    const seg = segments[i];
-    const isLast = i === segments.length - 1;
-    const bytes = readFileSync(seg.path);
-    const replay = replayRecords(bytes, seg.path);
-    seg.size = replay.validBytes;
-    let sealed = false;
-    replay.records.forEach((rec, k) => {
-      const at = replay.offsets[k];
-      if (sealed) throw new CorruptLogError(seg.path, at, 'a record after the segment\'s seal');
-      if (rec.type === 'seal') {
-        if (rec.next !== seg.seq + 1) throw new CorruptLogError(seg.path, at, `seal names segment ${rec.next}, expected ${seg.seq + 1}`);
-        sealed = true;
-        return;
-      }
-      if (rec.type !== 'append' && rec.type !== 'truncate') throw new CorruptLogError(seg.path, at, `a ${rec.type} record in a log segment`);
-      seg.maxIndex = Math.max(seg.maxIndex, replayRecord(store, rec, seg.path, at).lastEntry);
-    });
-    if (!isLast) {
-      const next = segments[i + 1];
-      // Segment k+1 is made durable before k's seal is written: a crash between the two leaves an
-      // empty k+1 and an unsealed k, possibly with part of the seal (a torn write of at most one
-      // seal record). Nothing was ever written to k+1, and nothing but the seal after k's records.
-      if (!sealed && i === segments.length - 2 && statSync(next.path).size === 0 && replay.tornBytes <= SEAL_RECORD_BYTES) {
-        unsealed = seg;
-        continue;
-      }
-      if (replay.tornBytes > 0) throw new CorruptLogError(seg.path, replay.validBytes, `${replay.tornBytes} damaged bytes at the end of a closed segment (only the last segment can have a torn tail)`);
-      if (!sealed) throw new CorruptLogError(seg.path, replay.validBytes, `segment ${seg.seq} was never closed, but segment ${next.seq} after it holds records`);
-      continue;
-    }
-    if (sealed) throw new CorruptLogError(join(dir, segmentName(seg.seq + 1)), 0, `segment ${seg.seq + 1} is missing: segment ${seg.seq} was closed, which happens only once ${seg.seq + 1} is on disk`);
-    if (replay.tornBytes > 0) {
-      tornBytes = replay.tornBytes;
-      opts.onTornTail?.(seg.path, replay.tornBytes);
-      if (opts.repair) {
-        const fd = openSync(seg.path, 'r+');
-        try { ftruncateSync(fd, replay.validBytes); fsyncSync(fd); } finally { closeSync(fd); }
-      }
-    }
-  }
-  if (unsealed !== null && opts.repair) {
-    // Cut a torn seal (if any), then write the whole one.
-    const u = unsealed as Segment;
-    const fd = openSync(u.path, 'r+');
-    try {
-      ftruncateSync(fd, u.size);
-      writeSync(fd, encodeRecord({ type: 'seal', next: u.seq + 1 }), 0, undefined, u.size);
-      fsyncSync(fd);
-    } finally { closeSync(fd); }
-  }
-  if (opts.repair && stale.length + leftovers.length > 0) {
-    for (const sg of stale) unlinkSync(sg.path);
-    for (const n of leftovers) unlinkSync(join(dir, n));
-    fsyncDirSync(dir);
-  }
-  store.hardState = hardState;
-  return { hardState, store, segments, tornBytes, unsealed, fresh, snapshot, purgedThrough: purgedThrough as LogIndex, firstSegment, removed: [...stale.map((sg) => sg.path), ...leftovers.map((n) => join(dir, n))] };
-}
-
-/**
- * Reads a node's data directory without changing it: for tools and tests, while the node is stopped.
- * `entries` starts at `firstIndex` (entries below it were purged behind `snapshot`).
- * @example const { hardState, entries } = await readFileStorage('./data/1');
- */
-export async function readFileStorage(dir: string): Promise<{ hardState: HardState; snapshot: SnapshotMeta | null; firstIndex: LogIndex; entries: Entry[]; tornBytes: number }> {
-  const r = recoverDir(resolve(dir), { repair: false });
-  return { hardState: r.hardState, snapshot: r.snapshot, firstIndex: r.store.firstIndex, entries: r.store.log.slice(), tornBytes: r.tornBytes };
-}
-
 function validNodeId(v: unknown): NodeId {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw new StorageContractError(`votedFor must be null or a node id >= 1, got ${String(v)}`);
   return v as NodeId;
-}
-
-function fsyncDirSync(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try { fsyncSync(fd); } finally { closeSync(fd); }
-}
-
-/** Writes `bytes` to `dir/name` so that a crash leaves either the old or the new file, never a mix. */
-function writeAtomicSync(dir: string, name: string, bytes: Uint8Array): void {
-  const tmp = join(dir, `${name}.tmp`);
-  const fd = openSync(tmp, 'w');
-  try { writeSync(fd, bytes); fsyncSync(fd); } finally { closeSync(fd); }
-  renameSync(tmp, join(dir, name));
-  fsyncDirSync(dir);
-}
-
-function pidAlive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
-}
-
-/** Creates the LOCK file only if there is none (O_EXCL): of two openers, exactly one succeeds. */
-/**
- * Creates the LOCK file with its whole content, or returns false when one exists. The content is
- * written to a file of our own first and then hard-linked as LOCK (link fails if LOCK exists), so
- * nobody ever sees a LOCK without its pid: of two openers exactly one gets it.
- */
-function createLockFile(path: string, content: string): boolean {
-  const staging = `${path}.${process.pid}.${randomUUID()}`;
-  const fd = openSync(staging, 'wx');
-  try { writeSync(fd, content); } finally { closeSync(fd); }
-  try {
-    linkSync(staging, path);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw err;
-  } finally {
-    rmSync(staging, { force: true });
-  }
-}
-
-/**
- * Takes the directory's LOCK and returns what it wrote there (pid and a token of this opening), or
- * throws StorageLockedError while a live process holds it: this one included, since two storage
- * actors of one process (on any of its threads) must not share a directory either. A LOCK whose
- * process is dead (a SIGKILL leaves it behind) is taken over.
- */
-function acquireLock(dir: string): string {
-  const path = join(dir, LOCK);
-  const mine = `${process.pid} ${randomUUID()}\n`;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    if (createLockFile(path, mine)) return mine;
-    let pid = Number.NaN;
-    try { pid = Number.parseInt(readFileSync(path, 'utf8'), 10); } catch { continue; } // removed meanwhile: try again
-    // A LOCK is always whole (see createLockFile): one without a pid was not written by us. Refuse it.
-    if (!Number.isSafeInteger(pid) || pid < 1) throw new StorageLockedError(dir, Number.NaN);
-    if (pidAlive(pid)) throw new StorageLockedError(dir, pid);
-    rmSync(path, { force: true }); // stale: its process is gone
-  }
-  throw new StorageLockedError(dir, Number.NaN);
-}
-
-/** Removes the LOCK if it is still the one this opening wrote. */
-function releaseLock(dir: string, mine: string): void {
-  if (mine === '') return; // never took it (a refused start)
-  const path = join(dir, LOCK);
-  try {
-    if (readFileSync(path, 'utf8') === mine) unlinkSync(path);
-  } catch { /* already gone */ }
 }
 
 /** Log writes (and purges) waiting for the next flush; `purge` is the highest purge point among them, `maxIndex` the highest entry index appended. */
