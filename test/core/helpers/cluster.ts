@@ -6,9 +6,11 @@
  */
 import { RaftCore } from '../../../actors/raft/core/core';
 import type { Command, Input } from '../../../actors/raft/core/io';
+import type { TransferOutcome } from '../../../actors/raft/core/io';
 import type {
-  AppendEntriesResponse, Entry, HardState, LogIndex, NodeId, RaftRole, Term, VoteResponse,
+  AppendEntriesResponse, Entry, HardState, LogIndex, NodeId, RaftRole, Term, TimeoutNowResponse, VoteResponse,
 } from '../../../actors/raft/core/types';
+import type { RaftConfig } from '../../../actors/raft/core/config';
 import { i, n, t, TEST_CONFIG } from './fixtures';
 import { SeededRandom } from './random';
 
@@ -30,6 +32,8 @@ interface Streams {
   readonly peers: Map<NodeId, PeerStream>;
   commitIndex: number;
   lastHeartbeatMs: number;
+  /** The heartbeat round every request is tagged with (read-index confirmation). */
+  round: number;
 }
 
 export interface ClusterNode {
@@ -40,17 +44,26 @@ export interface ClusterNode {
   /** What storage holds durably (survives restart). */
   readonly storage: { hardState: HardState; log: Entry[] };
   streams: Streams | null;
+  /** Reads answered by the core, in order: ready at an index, or failed. */
+  readonly reads: ({ id: number; readIndex: number } | { id: number; error: Error })[];
+  /** Leader transfers settled by the core. */
+  readonly transfers: { id: number; outcome: TransferOutcome }[];
 }
 
 type Envelope =
-  | { readonly kind: 'request'; readonly from: NodeId; readonly to: NodeId; readonly input: Extract<Input, { type: 'vote' | 'appendEntries' }> }
-  | { readonly kind: 'response'; readonly from: NodeId; readonly to: NodeId; readonly reqId: number; readonly resp: AppendEntriesResponse | VoteResponse };
+  | { readonly kind: 'request'; readonly from: NodeId; readonly to: NodeId; readonly input: Extract<Input, { type: 'vote' | 'appendEntries' | 'timeoutNow' }> }
+  | { readonly kind: 'response'; readonly from: NodeId; readonly to: NodeId; readonly reqId: number; readonly resp: AppendEntriesResponse | VoteResponse | TimeoutNowResponse };
 
 interface Outstanding {
   readonly from: NodeId;
   readonly to: NodeId;
   /** For AppendEntries: the term of the stream that sent it (a stale stream's answers are dropped). */
   readonly streamTerm: Term | null;
+  /** For AppendEntries: the heartbeat round it carried and when it left (the leader's clock). */
+  readonly round?: number;
+  readonly sentAtMs?: number;
+  /** For votes: the term of the request (so a late pre-vote answer is told from a current one). */
+  readonly requestTerm?: Term;
 }
 
 export class Cluster {
@@ -61,14 +74,16 @@ export class Cluster {
   private readonly queue: Envelope[] = [];
   private readonly outstanding = new Map<number, Outstanding>();
   private readonly isolated = new Set<NodeId>();
+  /** Links cut in both directions (cutLink), as "a-b" with a < b. */
+  private readonly cutLinks = new Set<string>();
   private nextReqId = 1;
   private readonly seed: number;
 
-  constructor(ids: readonly number[], seed = 1) {
+  constructor(ids: readonly number[], seed = 1, readonly config: RaftConfig = TEST_CONFIG) {
     this.seed = seed;
     for (const id of ids) {
       const storage = { hardState: { currentTerm: t(0), votedFor: null }, log: [] as Entry[] };
-      const node: ClusterNode = { id: n(id), core: this.newCore(n(id), storage, i(0)), applied: [], storage, streams: null };
+      const node: ClusterNode = { id: n(id), core: this.newCore(n(id), storage, i(0)), applied: [], storage, streams: null, reads: [], transfers: [] };
       this.nodes.set(n(id), node);
     }
   }
@@ -123,8 +138,19 @@ export class Cluster {
     this.isolated.add(n(id));
   }
 
+  /** Heals every isolation and every cut link. */
   heal(): void {
     this.isolated.clear();
+    this.cutLinks.clear();
+  }
+
+  /** Drops every message between `a` and `b`, both ways; each still talks to everyone else (partial connectivity). */
+  cutLink(a: number, b: number): void {
+    this.cutLinks.add(linkKey(n(a), n(b)));
+  }
+
+  healLink(a: number, b: number): void {
+    this.cutLinks.delete(linkKey(n(a), n(b)));
   }
 
   /** Crash and restart from what storage holds: the core is rebuilt from durable state only. */
@@ -139,7 +165,7 @@ export class Cluster {
 
   private newCore(id: NodeId, storage: ClusterNode['storage'], lastApplied: LogIndex): RaftCore {
     return new RaftCore({
-      id, config: TEST_CONFIG, random: new SeededRandom(this.seed * 1000 + id), nowMs: this.nowMs,
+      id, config: this.config, random: new SeededRandom(this.seed * 1000 + id), nowMs: this.nowMs,
       initial: { hardState: storage.hardState, entries: [...storage.log], lastApplied },
     });
   }
@@ -168,7 +194,25 @@ export class Cluster {
         break;
       }
       case 'sendVote':
-        this.send({ kind: 'request', from: node.id, to: cmd.to, input: { type: 'vote', reqId: this.track(node.id, cmd.to, null), req: cmd.req } });
+        this.send({ kind: 'request', from: node.id, to: cmd.to, input: { type: 'vote', reqId: this.track(node.id, cmd.to, null, { requestTerm: cmd.req.term }), req: cmd.req } });
+        break;
+      case 'sendTimeoutNow':
+        this.send({ kind: 'request', from: node.id, to: cmd.to, input: { type: 'timeoutNow', reqId: this.track(node.id, cmd.to, null), req: cmd.req } });
+        break;
+      case 'heartbeatRound':
+        if (node.streams !== null) {
+          node.streams.round = cmd.round;
+          this.pumpAll(node, true);
+        }
+        break;
+      case 'readsReady':
+        for (const id of cmd.ids) node.reads.push({ id, readIndex: cmd.readIndex });
+        break;
+      case 'readsFailed':
+        for (const id of cmd.ids) node.reads.push({ id, error: cmd.error });
+        break;
+      case 'transferSettled':
+        node.transfers.push({ id: cmd.id, outcome: cmd.outcome });
         break;
       case 'reply': {
         const o = this.outstanding.get(cmd.reqId);
@@ -180,7 +224,7 @@ export class Cluster {
       case 'startReplication': {
         const peers = new Map<NodeId, PeerStream>();
         for (const p of cmd.targets) peers.set(p, { nextIndex: cmd.nextIndex, inflight: false, sentCommit: -1 });
-        node.streams = { term: cmd.term, peers, commitIndex: cmd.commitIndex, lastHeartbeatMs: this.nowMs };
+        node.streams = { term: cmd.term, peers, commitIndex: cmd.commitIndex, lastHeartbeatMs: this.nowMs, round: cmd.round };
         this.pumpAll(node, true);
         break;
       }
@@ -209,9 +253,9 @@ export class Cluster {
     }
   }
 
-  private track(from: NodeId, to: NodeId, streamTerm: Term | null): number {
+  private track(from: NodeId, to: NodeId, streamTerm: Term | null, extra: Partial<Outstanding> = {}): number {
     const reqId = this.nextReqId++;
-    this.outstanding.set(reqId, { from, to, streamTerm });
+    this.outstanding.set(reqId, { from, to, streamTerm, ...extra });
     return reqId;
   }
 
@@ -219,7 +263,7 @@ export class Cluster {
 
   private heartbeat(node: ClusterNode): void {
     const s = node.streams;
-    if (s === null || this.nowMs - s.lastHeartbeatMs < TEST_CONFIG.heartbeatIntervalMs) return;
+    if (s === null || this.nowMs - s.lastHeartbeatMs < this.config.heartbeatIntervalMs) return;
     s.lastHeartbeatMs = this.nowMs;
     this.pumpAll(node, true);
   }
@@ -243,22 +287,25 @@ export class Cluster {
     };
     p.inflight = true;
     p.sentCommit = s.commitIndex;
-    this.send({ kind: 'request', from: node.id, to: peer, input: { type: 'appendEntries', reqId: this.track(node.id, peer, s.term), req } });
+    this.send({ kind: 'request', from: node.id, to: peer, input: { type: 'appendEntries', reqId: this.track(node.id, peer, s.term, { round: s.round, sentAtMs: this.nowMs }), req } });
   }
 
-  private onAppendResponse(node: ClusterNode, peer: NodeId, streamTerm: Term, resp: AppendEntriesResponse): void {
+  private onAppendResponse(node: ClusterNode, peer: NodeId, o: Outstanding, resp: AppendEntriesResponse): void {
     const s = node.streams;
-    if (s === null || s.term !== streamTerm) return;
+    if (s === null || s.term !== o.streamTerm) return;
     const p = s.peers.get(peer);
     if (p === undefined) return;
     p.inflight = false;
+    const ack = { round: o.round!, sentAtMs: o.sentAtMs! };
     if (resp.term > s.term) {
       node.core.step({ type: 'higherTerm', term: resp.term });
     } else if (resp.success) {
       p.nextIndex = Math.max(p.nextIndex, resp.matchIndex + 1);
-      node.core.step({ type: 'replicated', peer, leaderTerm: s.term, matchIndex: resp.matchIndex });
-    } else if (resp.conflict !== null) {
-      p.nextIndex = Math.max(1, Math.min(p.nextIndex - 1, resp.conflict.index));
+      node.core.step({ type: 'replicated', peer, leaderTerm: s.term, matchIndex: resp.matchIndex, ...ack });
+    } else {
+      // A refusal in our term still acknowledges our leadership.
+      if (resp.term === s.term) node.core.step({ type: 'replicated', peer, leaderTerm: s.term, matchIndex: i(0), ...ack });
+      if (resp.conflict !== null) p.nextIndex = Math.max(1, Math.min(p.nextIndex - 1, resp.conflict.index));
     }
     this.process(node);
     if (node.streams === s && s.peers.has(peer)) this.pump(node, peer, false); // the answer may have removed the peer (it committed its own removal)
@@ -267,15 +314,19 @@ export class Cluster {
   // ---- the network ----
 
   private send(env: Envelope): void {
-    if (this.isolated.has(env.from) || this.isolated.has(env.to)) return;
+    if (this.blocked(env)) return;
     this.queue.push(env);
+  }
+
+  private blocked(env: Envelope): boolean {
+    return this.isolated.has(env.from) || this.isolated.has(env.to) || this.cutLinks.has(linkKey(env.from, env.to));
   }
 
   deliverAll(): void {
     for (let count = 0; this.queue.length > 0; count++) {
       if (count > MAX_DELIVERIES) throw new Error('message livelock');
       const env = this.queue.shift()!;
-      if (this.isolated.has(env.from) || this.isolated.has(env.to)) continue;
+      if (this.blocked(env)) continue;
       const target = this.node(env.to);
       if (env.kind === 'request') {
         target.core.step(env.input);
@@ -285,10 +336,15 @@ export class Cluster {
       const o = this.outstanding.get(env.reqId)!;
       this.outstanding.delete(env.reqId);
       if (env.resp.type === 'voteResponse') {
-        target.core.step({ type: 'voteResponse', from: env.from, resp: env.resp });
+        target.core.step({ type: 'voteResponse', from: env.from, resp: env.resp, requestTerm: o.requestTerm });
         this.process(target);
+      } else if (env.resp.type === 'timeoutNowResponse') {
+        if (env.resp.term > target.core.status().currentTerm) {
+          target.core.step({ type: 'higherTerm', term: env.resp.term });
+          this.process(target);
+        }
       } else {
-        this.onAppendResponse(target, env.from, o.streamTerm!, env.resp);
+        this.onAppendResponse(target, env.from, o, env.resp);
       }
     }
   }
@@ -300,4 +356,8 @@ export class Cluster {
     if (seen !== undefined && seen !== node.id) throw new Error(`two leaders in term ${st.currentTerm}: ${seen} and ${node.id}`);
     this.leaderOfTerm.set(st.currentTerm, node.id);
   }
+}
+
+function linkKey(a: NodeId, b: NodeId): string {
+  return a < b ? `${a}-${b}` : `${b}-${a}`;
 }
