@@ -5,6 +5,8 @@
  */
 import { expect } from 'chai';
 import { buildConfig } from '../../actors/raft/core/config';
+import { RaftCore } from '../../actors/raft/core/core';
+import { SeededRandom } from './helpers/random';
 import { InvariantViolation } from '../../actors/raft/core/errors';
 import type { Command } from '../../actors/raft/core/io';
 import type { InstallSnapshotRequest, Membership, SnapshotMeta } from '../../actors/raft/core/types';
@@ -62,6 +64,29 @@ describe('core: snapshots (paper 7)', () => {
       expect(core.status()).to.include({ lastLogIndex: 50, lastLogTerm: 4, commitIndex: 50, durableIndex: 50 });
       core.step({ type: 'logPersisted', index: i(50) });
       expect(core.status().durableIndex).to.equal(50);
+    });
+
+    describe('an empty log: storage\'s first index says whether it continues the snapshot', () => {
+      const start = (firstIndex: number) => new RaftCore({
+        id: n(1), config: TEST_CONFIG, random: new SeededRandom(1), nowMs: 0,
+        initial: { hardState: { currentTerm: t(3), votedFor: null }, entries: [], lastApplied: i(0), snapshot: meta(50, 3), firstIndex: i(firstIndex) },
+      });
+
+      it('storage still starting at 1 (a crash after the installed snapshot was durable, before the log reset was): the log is reset', () => {
+        // Simulator seed 95: without the reset, the next append at 51 was "a gap after index 0" to storage.
+        const cmds = start(1).takeCommands();
+        expect(ofType(cmds, 'resetLog')).to.deep.equal([{ type: 'resetLog', snapshotIndex: 50 }]);
+      });
+
+      it('storage starting right after the snapshot: nothing to reset', () => {
+        const cmds = start(51).takeCommands();
+        expect(ofType(cmds, 'resetLog')).to.deep.equal([]);
+        expect(ofType(cmds, 'restoreSnapshot')).to.have.length(1);
+      });
+
+      it('storage starting past the snapshot + 1: entries are missing, refused', () => {
+        expect(() => start(53)).to.throw(InvariantViolation, /entries are missing/);
+      });
     });
 
     it('a log that starts after the snapshot + 1 is missing entries: refused', () => {
