@@ -8,6 +8,7 @@ import {
   ConfigChangeAbortedError, ConfigChangeInProgressError, NodeNotLeaderError, NodeRemovedError, NoopConfigChangeError,
   type ConfigChangeAbortReason, ForwardToLeaderError, InoperableConfigError, InvalidConfigError, InvariantViolation, MalformedMessageError,
   NodeStoppedError, NotAllowedError, ProposalDroppedError, ProposalOutcomeUnknownError,
+  LeaderTransferError, LeaderTransferInProgressError, type LeaderTransferFailure,
 } from './raft/core/errors';
 import type { Membership, NodeId } from './raft/core/types';
 import { UnreachableError } from '../network/network';
@@ -39,3 +40,5 @@ registerErrorClass('ConfigChangeInProgress', (p) => new ConfigChangeInProgressEr
 registerErrorClass('ConfigChangeAborted', (p) => new ConfigChangeAbortedError(p.reason as ConfigChangeAbortReason, p.mayStillComplete === true, str(p.detail)));
 registerErrorClass('NodeRemoved', (p) => new NodeRemovedError(Number(p.nodeId)));
 registerErrorClass('ProposalOutcomeUnknown', (p) => new ProposalOutcomeUnknownError(Number(p.index)));
+registerErrorClass('LeaderTransfer', (p) => new LeaderTransferError(p.reason as LeaderTransferFailure, Number(p.target), p.caughtUp === true, str(p.detail)));
+registerErrorClass('LeaderTransferInProgress', (p) => new LeaderTransferInProgressError(Number(p.target)));

@@ -9,14 +9,19 @@
 import { MalformedMessageError } from './core/errors';
 import type {
   AppendEntriesRequest, AppendEntriesResponse, Entry, InstallSnapshotRequest, InstallSnapshotResponse,
-  LogIndex, Membership, NodeId, RaftRequest, RaftResponse, Term, VoteRequest, VoteResponse,
+  LogIndex, Membership, NodeId, RaftRequest, RaftResponse, Term, TimeoutNowRequest, VoteRequest, VoteResponse,
 } from './core/types';
 
 const KIND = { normal: 0, blank: 1, config: 2 } as const;
 const TYPE = {
-  appendEntries: 1, vote: 2, installSnapshot: 3,
-  appendEntriesResponse: 11, voteResponse: 12, installSnapshotResponse: 13,
+  appendEntries: 1, vote: 2, installSnapshot: 3, timeoutNow: 4,
+  appendEntriesResponse: 11, voteResponse: 12, installSnapshotResponse: 13, timeoutNowResponse: 14,
+  forwardWrite: 21, forwardRead: 22,
+  clientOk: 31, clientError: 32,
 } as const;
+/** Flag bits of a vote request. */
+const VOTE_PRE = 1;
+const VOTE_TRANSFER = 2;
 const ENTRY_HEADER_BYTES = 1 + 8 + 8 + 4;
 /** Upper bound on one payload: a guard against a corrupt length field allocating gigabytes. */
 export const MAX_PAYLOAD_BYTES = 64 * 1024 * 1024;
@@ -203,8 +208,14 @@ export function encodeRequest(req: RaftRequest): Uint8Array {
       return w.finish();
     }
     case 'vote': {
-      const w = new Writer(33);
+      const w = new Writer(34);
       w.u8(TYPE.vote); w.u53(req.term); w.u53(req.candidateId); w.u53(req.lastLogIndex); w.u53(req.lastLogTerm);
+      w.u8((req.preVote === true ? VOTE_PRE : 0) | (req.transfer === true ? VOTE_TRANSFER : 0));
+      return w.finish();
+    }
+    case 'timeoutNow': {
+      const w = new Writer(17);
+      w.u8(TYPE.timeoutNow); w.u53(req.term); w.u53(req.leaderId);
       return w.finish();
     }
     case 'installSnapshot': {
@@ -245,9 +256,21 @@ export function decodeRequest(bytes: Uint8Array): RaftRequest {
       const candidateId = nodeIdAt(r, 'candidateId');
       const lastLogIndex = r.u53('lastLogIndex') as LogIndex;
       const lastLogTerm = r.u53('lastLogTerm') as Term;
+      const flags = r.u8('vote flags');
       if (t < 1) throw new MalformedMessageError('vote request in term 0');
       if (lastLogTerm > t) throw new MalformedMessageError('lastLogTerm above the request term');
-      req = { type: 'vote', term: t, candidateId, lastLogIndex, lastLogTerm } satisfies VoteRequest;
+      if ((flags & ~(VOTE_PRE | VOTE_TRANSFER)) !== 0) throw new MalformedMessageError(`unknown vote flags ${flags}`);
+      const vote: VoteRequest = { type: 'vote', term: t, candidateId, lastLogIndex, lastLogTerm };
+      req = {
+        ...vote, ...((flags & VOTE_PRE) !== 0 ? { preVote: true } : {}), ...((flags & VOTE_TRANSFER) !== 0 ? { transfer: true } : {}),
+      } satisfies VoteRequest;
+      break;
+    }
+    case TYPE.timeoutNow: {
+      const t = r.u53('term') as Term;
+      const leaderId = nodeIdAt(r, 'leaderId');
+      if (t < 1) throw new MalformedMessageError('TimeoutNow in term 0');
+      req = { type: 'timeoutNow', term: t, leaderId } satisfies TimeoutNowRequest;
       break;
     }
     case TYPE.installSnapshot: {
@@ -295,9 +318,13 @@ export function encodeResponse(resp: RaftResponse): Uint8Array {
       break;
     case 'voteResponse':
       w.u8(TYPE.voteResponse); w.u53(resp.term); w.u8(resp.voteGranted ? 1 : 0); w.u8(resp.isCandidateUnknown ? 1 : 0);
+      w.u8(resp.preVote === true ? 1 : 0);
       break;
     case 'installSnapshotResponse':
       w.u8(TYPE.installSnapshotResponse); w.u53(resp.term);
+      break;
+    case 'timeoutNowResponse':
+      w.u8(TYPE.timeoutNowResponse); w.u53(resp.term);
       break;
   }
   return w.finish();
@@ -317,13 +344,114 @@ export function decodeResponse(bytes: Uint8Array): RaftResponse {
       resp = { type: 'appendEntriesResponse', term: t, success, matchIndex, conflict } satisfies AppendEntriesResponse;
       break;
     }
-    case TYPE.voteResponse:
-      resp = { type: 'voteResponse', term: r.u53('term') as Term, voteGranted: r.bool('voteGranted'), isCandidateUnknown: r.bool('isCandidateUnknown') } satisfies VoteResponse;
+    case TYPE.voteResponse: {
+      const vote: VoteResponse = { type: 'voteResponse', term: r.u53('term') as Term, voteGranted: r.bool('voteGranted'), isCandidateUnknown: r.bool('isCandidateUnknown') };
+      resp = r.bool('preVote') ? { ...vote, preVote: true } : vote;
       break;
+    }
     case TYPE.installSnapshotResponse:
       resp = { type: 'installSnapshotResponse', term: r.u53('term') as Term } satisfies InstallSnapshotResponse;
       break;
+    case TYPE.timeoutNowResponse:
+      resp = { type: 'timeoutNowResponse', term: r.u53('term') as Term };
+      break;
     default: throw new MalformedMessageError(`unknown response type ${type}`);
+  }
+  r.end();
+  return resp;
+}
+
+// ---- client requests forwarded between nodes (RaftNode's forwardToLeader option) ----
+
+/**
+ * A client request a node forwards to the leader through the network actor: a write to propose, or
+ * a read asking the leader to confirm a read index (the follower then serves the read from its own
+ * state machine once it has applied that far). Not Raft RPCs: no term rules apply to them.
+ */
+export type ClientRequest =
+  | { readonly type: 'forwardWrite'; readonly from: NodeId; readonly payload: Uint8Array; readonly responseMode: 'committed' | 'applied' }
+  | { readonly type: 'forwardRead'; readonly from: NodeId };
+
+/**
+ * The leader's answer: the index (and term) the write was committed at, or the read index; or the
+ * error, by its code and message, with the leader the answering node knows of.
+ */
+export type ClientResponse =
+  /** `result`: the state machine's result (node:v8 serialized), for a write forwarded with responseMode 'applied'. */
+  | { readonly type: 'clientOk'; readonly index: LogIndex; readonly term: Term; readonly result?: Uint8Array }
+  /** `props`: the error's own fields (JSON), so the client gets the same typed error the leader raised. */
+  | { readonly type: 'clientError'; readonly code: string; readonly message: string; readonly leaderId: NodeId | null; readonly props: Record<string, unknown> };
+
+/** Whether inbound bytes are a forwarded client request rather than a Raft RPC (by the type byte). */
+export function isClientRequest(bytes: Uint8Array): boolean {
+  return bytes instanceof Uint8Array && bytes.length > 0 && (bytes[0] === TYPE.forwardWrite || bytes[0] === TYPE.forwardRead);
+}
+
+export function encodeClientRequest(req: ClientRequest): Uint8Array {
+  if (req.type === 'forwardRead') {
+    const w = new Writer(9);
+    w.u8(TYPE.forwardRead); w.u53(req.from);
+    return w.finish();
+  }
+  const w = new Writer(14 + req.payload.length);
+  w.u8(TYPE.forwardWrite); w.u53(req.from); w.u8(req.responseMode === 'applied' ? 1 : 0); w.bytes(req.payload);
+  return w.finish();
+}
+
+export function decodeClientRequest(bytes: Uint8Array): ClientRequest {
+  const r = new Reader(bytes);
+  const type = r.u8('message type');
+  let req: ClientRequest;
+  if (type === TYPE.forwardRead) {
+    req = { type: 'forwardRead', from: nodeIdAt(r, 'from') };
+  } else if (type === TYPE.forwardWrite) {
+    const from = nodeIdAt(r, 'from');
+    const responseMode = r.bool('responseMode') ? 'applied' : 'committed';
+    req = { type: 'forwardWrite', from, responseMode, payload: r.bytes('payload') };
+  } else {
+    throw new MalformedMessageError(`unknown client request type ${type}`);
+  }
+  r.end();
+  return req;
+}
+
+export function encodeClientResponse(resp: ClientResponse): Uint8Array {
+  if (resp.type === 'clientOk') {
+    const w = new Writer(22 + (resp.result?.length ?? 0));
+    w.u8(TYPE.clientOk); w.u53(resp.index); w.u53(resp.term);
+    w.u8(resp.result !== undefined ? 1 : 0);
+    if (resp.result !== undefined) w.bytes(resp.result);
+    return w.finish();
+  }
+  const w = new Writer(64 + resp.message.length * 3);
+  w.u8(TYPE.clientError); w.bytes(utf8.encode(resp.code)); w.bytes(utf8.encode(resp.message)); w.u53(resp.leaderId ?? 0);
+  let props = '{}';
+  try { props = JSON.stringify(resp.props) ?? '{}'; } catch { /* fields that do not survive JSON are left out */ }
+  w.bytes(utf8.encode(props));
+  return w.finish();
+}
+
+export function decodeClientResponse(bytes: Uint8Array): ClientResponse {
+  const r = new Reader(bytes);
+  const type = r.u8('message type');
+  let resp: ClientResponse;
+  if (type === TYPE.clientOk) {
+    const index = r.u53('index') as LogIndex;
+    const term = r.u53('term') as Term;
+    resp = r.bool('has result') ? { type: 'clientOk', index, term, result: r.bytes('result') } : { type: 'clientOk', index, term };
+  } else if (type === TYPE.clientError) {
+    const code = text(r.bytes('error code'), 'error code');
+    const message = text(r.bytes('error message'), 'error message');
+    const leader = r.u53('leaderId');
+    let props: unknown;
+    try { props = JSON.parse(text(r.bytes('error props'), 'error props')); } catch (err) {
+      if (err instanceof MalformedMessageError) throw err;
+      throw new MalformedMessageError('error props are not JSON');
+    }
+    if (props === null || typeof props !== 'object' || Array.isArray(props)) throw new MalformedMessageError('error props must be a JSON object');
+    resp = { type: 'clientError', code, message, leaderId: leader === 0 ? null : (leader as NodeId), props: props as Record<string, unknown> };
+  } else {
+    throw new MalformedMessageError(`unknown client response type ${type}`);
   }
   r.end();
   return resp;

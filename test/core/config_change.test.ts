@@ -24,7 +24,7 @@ import {
 import { cfg, ids } from './helpers/membership';
 
 const CATCH_UP_MS = 1000;
-const SHORT_CATCH_UP: RaftConfig = buildConfig({ electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatIntervalMs: 50, catchUpTimeoutMs: CATCH_UP_MS });
+const SHORT_CATCH_UP: RaftConfig = buildConfig({ electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatIntervalMs: 50, catchUpTimeoutMs: CATCH_UP_MS , preVote: false, checkQuorum: false });
 
 function thrown(fn: () => unknown): Error {
   try {
@@ -375,7 +375,7 @@ describe('proposeConfigChange: the leader\'s phases', () => {
   });
 
   it('caught up means within replicationLagThreshold of the leader\'s last index, which moves with proposals', () => {
-    const lag2 = buildConfig({ electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatIntervalMs: 50, replicationLagThreshold: 2 });
+    const lag2 = buildConfig({ electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatIntervalMs: 50, replicationLagThreshold: 2 , preVote: false, checkQuorum: false });
     const core = settledLeader(membership(1, 2, 3), lag2);
     core.proposeConfigChange({ add: ids(4) });
     stepDurably(core);
@@ -600,7 +600,7 @@ describe('proposeConfigChange: the leader\'s phases', () => {
     });
 
     it(`catch-up ends after ${CATCH_UP_CAP_FACTOR} x catchUpTimeoutMs in all, even while a node keeps progressing below line rate`, () => {
-      const config = buildConfig({ electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatIntervalMs: 50, catchUpTimeoutMs: CATCH_UP_MS, replicationLagThreshold: 2 });
+      const config = buildConfig({ electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatIntervalMs: 50, catchUpTimeoutMs: CATCH_UP_MS, replicationLagThreshold: 2 , preVote: false, checkQuorum: false });
       const core = settledLeader(membership(1, 2, 3), config);
       core.propose(Array.from({ length: 30 }, (_, k) => Uint8Array.of(k)));
       stepDurably(core);

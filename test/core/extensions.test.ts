@@ -621,10 +621,9 @@ describe('extensions: lease reads', () => {
     expect(run(core, (c) => c.read(1, 'lease'))).to.deep.equal([{ type: 'heartbeatRound', round: 1 }]);
   });
 
-  // CORE BUG (skipped until fixed): ReadQueue.confirm (read-index.ts) appends the confirmed round at the
-  // end of `confirmed`, which takeReady expects in read-index order; a round confirmed after a lease
-  // read at a higher index waits behind it until that index is applied.
-  it.skip('a round confirmed after a lease read at a higher index is not held behind it: each read waits only for its own read index', () => {
+  // Found by this suite: ReadQueue.confirm appended the confirmed round at the end of `confirmed`,
+  // which takeReady expects in read-index order.
+  it('a round confirmed after a lease read at a higher index is not held behind it: each read waits only for its own read index', () => {
     const core = leader3();
     commitBlank(core, [2], 150);
     run(core, (c) => c.read(1, 'index')); // round 1 at read index 2
@@ -777,10 +776,9 @@ describe('extensions: leader transfer (thesis 3.10)', () => {
     expect(core.propose([Uint8Array.of(1)]).firstIndex).to.equal(3);
   });
 
-  // CORE BUG (skipped until fixed): becomeLeader (core.ts) keeps a transfer left from an earlier term
-  // (TimeoutNow sent, then stepped down): the new leadership refuses writes and holds no lease until
-  // that transfer's deadline, and then reports it as 'timeout'.
-  it.skip('a transfer of an earlier term does not hold up the node\'s own later leadership', () => {
+  // Found by this suite: becomeLeader kept a transfer left from an earlier term (TimeoutNow sent,
+  // then stepped down), refusing writes and holding no lease until that transfer's deadline.
+  it('a transfer of an earlier term does not hold up the node\'s own later leadership', () => {
     const core = leader3();
     commitBlank(core, [3]);
     run(core, (c) => c.transferLeadership(6, n(3), 5000)); // node 3 is caught up: TimeoutNow at once

@@ -65,7 +65,7 @@ describe('InitWithConfig (seeds 000, 004)', () => {
     const cmds = core.takeCommands();
     const config = { index: 1, term: 1, kind: 'config', membership: membership(1) };
     expect(cmds).to.deep.equal([
-      { type: 'startReplication', term: 1, targets: [], nextIndex: 1, commitIndex: 0 },
+      { type: 'startReplication', term: 1, targets: [], nextIndex: 1, commitIndex: 0, round: 0 },
       { type: 'appendLog', entries: [config], truncateFrom: null },
       { type: 'replicate', entries: [config] },
     ]);

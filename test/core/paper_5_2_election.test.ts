@@ -66,7 +66,7 @@ describe('paper 5.2: leader election', () => {
     const cmds = stepDurably(core, { type: 'voteResponse', from: n(2), resp: grant(2) });
     expect(core.status()).to.include({ role: 'Leader', currentLeader: 1 });
     expect(core.nextDeadlineMs()).to.equal(null);
-    expect(cmds[0]).to.deep.equal({ type: 'startReplication', term: 2, targets: [2, 3], nextIndex: 2, commitIndex: 0 });
+    expect(cmds[0]).to.deep.equal({ type: 'startReplication', term: 2, targets: [2, 3], nextIndex: 2, commitIndex: 0, round: 0 });
     // Its first entry is a blank of its own term (paper 8), appended and replicated.
     const blank = { index: 2, term: 2, kind: 'blank' };
     expect(ofType(cmds, 'appendLog')).to.deep.equal([{ type: 'appendLog', entries: [blank], truncateFrom: null }]);

@@ -175,7 +175,7 @@ describe('paper 5.3: log replication', () => {
   });
 
   it('apply hands out consecutive batches of at most maxApplyBatchEntries, each index once', () => {
-    const core = follower(1, [1], { config: buildConfig({ maxApplyBatchEntries: 4 }) });
+    const core = follower(1, [1], { config: buildConfig({ maxApplyBatchEntries: 4, preVote: false, checkQuorum: false }) });
     electLeader(core);
     core.propose(bytes(...Array.from({ length: 9 }, (_, k) => k)));
     stepDurably(core);

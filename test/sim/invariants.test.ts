@@ -48,6 +48,11 @@ function view(node: number, s: Shape = {}): NodeView {
     configChange: null,
     snapshotIndex: ix(0),
     snapshotTerm: tm(0),
+    transferTarget: null,
+    leaseUntilMs: null,
+    preVoteRounds: 0,
+    electionsStarted: 0,
+    readIndexRounds: 0,
   };
   return { status, termAt: (i) => (i >= 1 && i <= log.length ? tm(log[i - 1]) : null) };
 }

@@ -31,8 +31,11 @@ export class Campaign {
   private readonly granted = new Set<NodeId>();
   private readonly rejected = new Set<NodeId>();
 
-  /** `seq`: the hard-state save that records our vote for ourselves. */
-  constructor(self: NodeId, readonly seq: number) {
+  /**
+   * `seq`: the hard-state save that records our vote for ourselves. `transfer`: started by the
+   * leader's TimeoutNow, so voters grant it despite a leader's lease.
+   */
+  constructor(self: NodeId, readonly seq: number, readonly transfer = false) {
     this.granted.add(self);
   }
 

@@ -42,6 +42,26 @@ export interface RaftConfig {
    * them). Large snapshots are packed on the process's piscina pool (runtime/cpu-pool.ts).
    */
   readonly snapshotCompressionLevel: number;
+  /**
+   * Pre-vote (thesis 9.6): a node whose election timer fires first asks whether it could win,
+   * without raising its term; only a yes from a quorum starts a real election. A node back from a
+   * partition therefore never deposes a healthy leader with a higher term.
+   */
+  readonly preVote: boolean;
+  /**
+   * Check-quorum (thesis 6.2): a leader that has not heard from a quorum for electionTimeoutMaxMs
+   * steps down; and a node that heard from a leader within electionTimeoutMinMs neither grants a
+   * vote nor adopts a candidate's term (the leader's lease, which lease reads rely on). Keeps a
+   * stable leader under partial connectivity.
+   */
+  readonly checkQuorum: boolean;
+  /**
+   * Lease reads: the leader serves a read locally while a quorum acknowledged a heartbeat sent less
+   * than electionTimeoutMinMs - this margin ago. The margin absorbs clock drift between the leader
+   * and its followers over one election timeout (about 2 x drift rate x electionTimeoutMinMs is
+   * needed; the default 50 ms of 150 ms tolerates ~15% drift). Must be below electionTimeoutMinMs.
+   */
+  readonly leaseClockDriftMarginMs: number;
 }
 
 export const DEFAULT_CONFIG: RaftConfig = Object.freeze({
@@ -58,16 +78,22 @@ export const DEFAULT_CONFIG: RaftConfig = Object.freeze({
   snapshotKeepEntries: 1000,
   snapshotMaxChunkBytes: 3 * 1024 * 1024,
   snapshotCompressionLevel: 0,
+  preVote: true,
+  checkQuorum: true,
+  leaseClockDriftMarginMs: 50,
 });
 
 /** Fields that may be 0 (the rest must be at least 1). */
-const ZERO_ALLOWED: readonly (keyof RaftConfig)[] = ['snapshotLogsSinceLast', 'snapshotKeepEntries', 'snapshotCompressionLevel'];
+const ZERO_ALLOWED: readonly (keyof RaftConfig)[] = ['snapshotLogsSinceLast', 'snapshotKeepEntries', 'snapshotCompressionLevel', 'leaseClockDriftMarginMs'];
 
 const INTEGER_FIELDS: readonly (keyof RaftConfig)[] = [
   'electionTimeoutMinMs', 'electionTimeoutMaxMs', 'heartbeatIntervalMs', 'maxPayloadEntries',
   'maxInflightAppends', 'replicationLagThreshold', 'maxApplyBatchEntries', 'metricsIntervalMs',
   'catchUpTimeoutMs', 'snapshotLogsSinceLast', 'snapshotKeepEntries', 'snapshotMaxChunkBytes', 'snapshotCompressionLevel',
+  'leaseClockDriftMarginMs',
 ];
+
+const BOOLEAN_FIELDS: readonly (keyof RaftConfig)[] = ['preVote', 'checkQuorum'];
 
 /**
  * Fills defaults and validates. Throws `InvalidConfigError` naming the first bad field.
@@ -76,7 +102,7 @@ const INTEGER_FIELDS: readonly (keyof RaftConfig)[] = [
 export function buildConfig(partial: Partial<RaftConfig> = {}): RaftConfig {
   if (partial === null || typeof partial !== 'object') throw new InvalidConfigError('config', partial, 'must be an object');
   for (const key of Object.keys(partial)) {
-    if (!(INTEGER_FIELDS as readonly string[]).includes(key)) throw new InvalidConfigError(key, (partial as Record<string, unknown>)[key], 'unknown field');
+    if (!(INTEGER_FIELDS as readonly string[]).includes(key) && !(BOOLEAN_FIELDS as readonly string[]).includes(key)) throw new InvalidConfigError(key, (partial as Record<string, unknown>)[key], 'unknown field');
   }
   const cfg: RaftConfig = { ...DEFAULT_CONFIG, ...partial };
   for (const f of INTEGER_FIELDS) {
@@ -85,6 +111,12 @@ export function buildConfig(partial: Partial<RaftConfig> = {}): RaftConfig {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > 2 ** 31) {
       throw new InvalidConfigError(f, v, `must be an integer between ${min} and 2^31`);
     }
+  }
+  for (const f of BOOLEAN_FIELDS) {
+    if (typeof cfg[f] !== 'boolean') throw new InvalidConfigError(f, cfg[f], 'must be true or false');
+  }
+  if (cfg.leaseClockDriftMarginMs >= cfg.electionTimeoutMinMs) {
+    throw new InvalidConfigError('leaseClockDriftMarginMs', cfg.leaseClockDriftMarginMs, `must be below electionTimeoutMinMs (${cfg.electionTimeoutMinMs}), or no lease is ever valid`);
   }
   if (cfg.snapshotCompressionLevel > 9) {
     throw new InvalidConfigError('snapshotCompressionLevel', cfg.snapshotCompressionLevel, 'must be 0 (none) to 9 (gzip levels)');

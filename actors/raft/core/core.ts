@@ -12,10 +12,12 @@ import {
   type ConfigChangeOutcome, type ConfigChangePhase, type ConfigChangeRequest, type ConfigTarget,
 } from './config-change';
 import {
-  ConfigChangeAbortedError, ConfigChangeInProgressError, ForwardToLeaderError, InvariantViolation, NodeNotLeaderError, NotAllowedError,
+  ConfigChangeAbortedError, ConfigChangeInProgressError, ForwardToLeaderError, InvariantViolation, LeaderTransferError,
+  LeaderTransferInProgressError, NodeNotLeaderError, NotAllowedError,
 } from './errors';
 import { HardStateSaves } from './hard-state';
-import type { Command, CoreStatus, InitialState, Input, ProposeResult, RandomSource } from './io';
+import type { Command, CoreStatus, InitialState, Input, ProposeResult, RandomSource, ReadMode, TransferOutcome } from './io';
+import { ReadQueue } from './read-index';
 import { initialMembership, isKnown, isVoter, replicationTargets, sameNodes, voters } from './membership';
 import { ReplyGate, type RpcResponse } from './replies';
 import { ReplicatedLog } from './replicated-log';
@@ -23,7 +25,7 @@ import { ProgressTracker } from './tracker';
 import {
   snapshotMetaOf,
   type AppendEntriesRequest, type AppendEntriesResponse, type Entry, type InstallSnapshotRequest, type InstallSnapshotResponse, type LogIndex,
-  type Membership, type NodeId, type RaftRole, type SnapshotMeta, type Term, type VoteRequest, type VoteResponse,
+  type Membership, type NodeId, type RaftRole, type SnapshotMeta, type Term, type TimeoutNowRequest, type VoteRequest, type VoteResponse,
 } from './types';
 
 export interface RaftCoreOptions {
@@ -36,7 +38,7 @@ export interface RaftCoreOptions {
 }
 
 /** The inputs that are RPC traffic, and so go through the term rules of paper 5.1. */
-type Message = Extract<Input, { type: 'appendEntries' | 'vote' | 'voteResponse' | 'installSnapshot' }>;
+type Message = Extract<Input, { type: 'appendEntries' | 'vote' | 'voteResponse' | 'installSnapshot' | 'timeoutNow' }>;
 
 /** Catch-up of new voters lasts at most this many catchUpTimeoutMs in all (see catchUpDeadline). */
 export const CATCH_UP_CAP_FACTOR = 10;
@@ -56,6 +58,15 @@ interface ActiveChange {
   catchUpStartMs: number;
   /** The config entry appended for the joint or uniform phase. */
   configIndex: LogIndex;
+}
+
+/** A leadership transfer of ours (thesis 3.10), from `transferLeadership` until it settles. */
+interface Transfer {
+  readonly id: number;
+  readonly to: NodeId;
+  readonly deadlineMs: number;
+  /** TimeoutNow went out: the target was caught up. */
+  timeoutNowSent: boolean;
 }
 
 /**
@@ -83,6 +94,22 @@ export class RaftCore {
   private readonly saves = new HardStateSaves();
   /** Set while Candidate. */
   private campaign: Campaign | null = null;
+  /** Set while a Follower asks for pre-votes (thesis 9.6): its term is unchanged until a quorum says yes. */
+  private preCampaign: Campaign | null = null;
+  /**
+   * When we last heard from a leader of our term (AppendEntries, InstallSnapshot, TimeoutNow). With
+   * checkQuorum, no vote is granted and no candidate's term adopted within electionTimeoutMinMs of
+   * it: the lease a leader's lease reads rely on. A restarted node assumes it heard one at start.
+   */
+  private leaderContactMs = -Infinity;
+  /** Leader: when check-quorum next looks at who answered. */
+  private checkQuorumAtMs: number | null = null;
+  /** Leader: TimeoutNow was sent this term, so another node may be elected despite leases; none is trusted again. */
+  private leaseVoid = false;
+  private transfer: Transfer | null = null;
+  private readonly reads = new ReadQueue();
+  private preVoteRounds = 0;
+  private electionsStarted = 0;
   /** Set while Leader: the match index of each peer in this term. */
   private leadership: ProgressTracker | null = null;
   /** Set while Leader and a config change is under way. */
@@ -98,7 +125,7 @@ export class RaftCore {
     this.nowMs = opts.nowMs;
     this.currentTerm = hardState.currentTerm;
     this.votedFor = hardState.votedFor;
-    this.log = new ReplicatedLog(this.id, entries, lastApplied, opts.initial.snapshot ?? null);
+    this.log = new ReplicatedLog(this.id, entries, lastApplied, opts.initial.snapshot ?? null, opts.initial.firstIndex);
     const snapshot = opts.initial.snapshot ?? null;
     if (snapshot !== null && this.log.startFit.reset) {
       this.log.resetIssued();
@@ -117,6 +144,9 @@ export class RaftCore {
     const passive = this.log.lastIndex === 0 || !this.isActiveVoter();
     this.role = passive ? 'NonVoter' : 'Follower';
     if (!passive) this.electionDeadlineMs = this.randomDeadline();
+    // Before a restart we may have answered a leader whose lease counts on our silence for
+    // electionTimeoutMinMs: keep it, as if that leader had just been heard.
+    if (this.log.lastIndex > 0) this.leaderContactMs = this.nowMs;
   }
 
   // ---- public API ----
@@ -124,10 +154,10 @@ export class RaftCore {
   step(input: Input): void {
     switch (input.type) {
       case 'tick': this.onTick(input.nowMs); break;
-      case 'appendEntries': case 'vote': case 'voteResponse': case 'installSnapshot': this.stepMessage(input); break;
+      case 'appendEntries': case 'vote': case 'voteResponse': case 'installSnapshot': case 'timeoutNow': this.stepMessage(input); break;
       case 'snapshotChunkStored': this.onSnapshotChunkStored(input.reqId, input.req); break;
       case 'snapshotCreated': this.onSnapshotCreated(input.meta); break;
-      case 'replicated': this.onReplicated(input.peer, input.leaderTerm, input.matchIndex); break;
+      case 'replicated': this.onReplicated(input.peer, input.leaderTerm, input.matchIndex, input.round, input.sentAtMs); break;
       case 'higherTerm': if (input.term > this.currentTerm) this.becomeFollower(input.term, null); break;
       case 'logPersisted': this.onLogPersisted(input.index); break;
       case 'hardStatePersisted': this.onHardStatePersisted(input.seq); break;
@@ -147,11 +177,24 @@ export class RaftCore {
   /** Appends normal entries in the current term. Leader only; others throw ForwardToLeaderError. */
   propose(payloads: readonly Uint8Array[]): ProposeResult {
     if (this.role !== 'Leader') throw new ForwardToLeaderError(this.currentLeader);
+    if (this.transfer !== null) throw new LeaderTransferInProgressError(this.transfer.to);
     if (payloads.length === 0) throw new RangeError('propose: no payloads');
     const first = this.log.lastIndex + 1;
     const entries: Entry[] = payloads.map((payload, k) => ({ index: (first + k) as LogIndex, term: this.currentTerm, kind: 'normal', payload }));
     this.appendAsLeader(entries);
     return { firstIndex: first as LogIndex, lastIndex: this.log.lastIndex, term: this.currentTerm };
+  }
+
+  /**
+   * Appends a blank entry of the current term (a read through the log waits for it to be applied).
+   * Leader only, like propose.
+   */
+  proposeBlank(): ProposeResult {
+    if (this.role !== 'Leader') throw new ForwardToLeaderError(this.currentLeader);
+    if (this.transfer !== null) throw new LeaderTransferInProgressError(this.transfer.to);
+    const index = (this.log.lastIndex + 1) as LogIndex;
+    this.appendAsLeader([{ index, term: this.currentTerm, kind: 'blank' }]);
+    return { firstIndex: index, lastIndex: index, term: this.currentTerm };
   }
 
   /**
@@ -162,7 +205,8 @@ export class RaftCore {
     if (this.role !== 'NonVoter') throw new NotAllowedError(`node is ${this.role}, not a pristine NonVoter: the cluster has already formed`);
     if (this.log.lastIndex !== 0) throw new NotAllowedError(`log is at index ${this.log.lastIndex}, not 0: the cluster has already formed`);
     this.log.setBaseMembership(initialMembership(this.id, members));
-    this.startCampaign();
+    // No pre-vote: nobody has a log or a leader yet, so there is no one to disrupt.
+    this.startCampaign(false);
     this.flushHardState();
   }
 
@@ -176,6 +220,7 @@ export class RaftCore {
    */
   proposeConfigChange(req: ConfigChangeRequest): number {
     if (this.role !== 'Leader') throw new NodeNotLeaderError(this.currentLeader);
+    if (this.transfer !== null) throw new LeaderTransferInProgressError(this.transfer.to);
     if (this.change !== null) throw new ConfigChangeInProgressError(`change ${this.change.id} is in its ${this.change.phase} phase`);
     const m = this.membership;
     if (m.membersAfterConsensus !== null) throw new ConfigChangeInProgressError(`the joint config at index ${this.log.membershipIndex} is not finished yet`);
@@ -194,6 +239,67 @@ export class RaftCore {
     return c.id;
   }
 
+  /**
+   * Starts a linearizable read (thesis 6.4); a `readsReady` command carrying `id` answers it once
+   * it may be served from the state machine, or `readsFailed` if leadership is lost first. Leader
+   * only (ForwardToLeaderError otherwise). 'index': confirmed by a quorum round, batched with other
+   * reads. 'lease': served at once while the leader's lease is valid (needs checkQuorum), else as
+   * 'index'.
+   */
+  read(id: number, mode: ReadMode = 'index'): void {
+    if (this.role !== 'Leader') throw new ForwardToLeaderError(this.currentLeader);
+    if (mode !== 'index' && mode !== 'lease') throw new RangeError(`read mode must be 'index' or 'lease', got ${String(mode)}`);
+    if (mode === 'lease') {
+      if (!this.config.checkQuorum) throw new NotAllowedError('lease reads need checkQuorum on every node (followers must refuse votes while a lease holds)');
+      if (this.leaseUntilMs() !== null) {
+        this.reads.addConfirmed(id, this.log.commitIndex);
+        this.emitReadyReads();
+        return;
+      }
+    }
+    // Until an entry of our term commits, our commit index may be behind the cluster's (thesis 6.4 step 1).
+    if (this.log.termAt(this.log.commitIndex) !== this.currentTerm) {
+      this.reads.addWaitingCommit(id);
+      return;
+    }
+    this.reads.add(id);
+    this.startReadRound();
+  }
+
+  /**
+   * Hands leadership to `to` (thesis 3.10): no writes are taken meanwhile; once `to` holds our whole
+   * log it gets TimeoutNow and campaigns at once. A `transferSettled` command with `id` reports the
+   * end: ok once `to` is known to lead, else a LeaderTransferError ('timeout' after `timeoutMs`,
+   * 'superseded', 'leadership-lost'). Throws NodeNotLeaderError, or LeaderTransferError
+   * ('not-a-voter', 'in-progress') at once.
+   */
+  transferLeadership(id: number, to: NodeId, timeoutMs: number): void {
+    if (this.role !== 'Leader') throw new NodeNotLeaderError(this.currentLeader);
+    if (this.transfer !== null) throw new LeaderTransferError('in-progress', to, false, `a transfer to node ${this.transfer.to} is under way`);
+    if (to === this.id) {
+      this.emit({ type: 'transferSettled', id, outcome: { ok: true, leader: this.id } });
+      return;
+    }
+    const m = this.membership;
+    const finalVoters = m.membersAfterConsensus ?? m.members;
+    if (!finalVoters.includes(to)) throw new LeaderTransferError('not-a-voter', to, false, `node ${to} is not a voter of the latest config ${JSON.stringify(finalVoters)}`);
+    if (!(timeoutMs > 0)) throw new RangeError(`transfer timeoutMs must be > 0, got ${timeoutMs}`);
+    this.transfer = { id, to, deadlineMs: this.nowMs + timeoutMs, timeoutNowSent: false };
+    this.maybeSendTimeoutNow();
+  }
+
+  /**
+   * Starts an election now (the manual trigger): a pre-vote round first when preVote is on, so with
+   * a healthy leader (whose followers hold its lease) it changes nothing; use transferLeadership to
+   * move leadership. NotAllowedError on a leader or a non-voter.
+   */
+  electNow(): void {
+    if (this.role === 'Leader') throw new NotAllowedError('this node is already the leader');
+    if (this.role === 'NonVoter') throw new NotAllowedError('a non-voter does not campaign');
+    this.campaignOnTimeout();
+    this.flushHardState();
+  }
+
   status(): CoreStatus {
     const c = this.change;
     return {
@@ -203,6 +309,8 @@ export class RaftCore {
       membership: this.membership, membershipIndex: this.log.membershipIndex,
       configChange: c === null ? null : { phase: c.phase, target: c.target, awaiting: [...c.awaiting.keys()] },
       snapshotIndex: this.log.snapshotIndex, snapshotTerm: this.log.snapshotTerm,
+      transferTarget: this.transfer?.to ?? null, leaseUntilMs: this.leaseUntilMs(),
+      preVoteRounds: this.preVoteRounds, electionsStarted: this.electionsStarted, readIndexRounds: this.reads.currentRound,
     };
   }
 
@@ -224,9 +332,14 @@ export class RaftCore {
    * deadline of a leader's config change; null otherwise.
    */
   nextDeadlineMs(): number | null {
-    if (this.role === 'Follower' || this.role === 'Candidate') return this.electionDeadlineMs;
-    if (this.role === 'Leader' && this.change?.phase === 'catchingUp') return this.catchUpDeadline(this.change);
-    return null;
+    let at = Infinity;
+    if (this.role === 'Follower' || this.role === 'Candidate') at = this.electionDeadlineMs ?? Infinity;
+    if (this.role === 'Leader') {
+      if (this.change?.phase === 'catchingUp') at = this.catchUpDeadline(this.change);
+      if (this.checkQuorumAtMs !== null) at = Math.min(at, this.checkQuorumAtMs);
+    }
+    if (this.transfer !== null) at = Math.min(at, this.transfer.deadlineMs);
+    return at === Infinity ? null : at;
   }
 
   termAt(index: LogIndex): Term | null {
@@ -254,7 +367,19 @@ export class RaftCore {
       // Both refuse plainly instead.
       const r = msg.req;
       const candidateAhead = r.lastLogTerm > this.log.lastTerm || (r.lastLogTerm === this.log.lastTerm && r.lastLogIndex > this.log.lastIndex);
-      this.reply(msg.reqId, this.voteResponse(false, !this.isPristine() && !candidateAhead));
+      this.reply(msg.reqId, this.voteResponse(false, !this.isPristine() && !candidateAhead, r.preVote === true));
+      return;
+    }
+    if (msg.type === 'vote' && msg.req.preVote === true) {
+      // Never adopts the term a pre-vote names: that is the point of it.
+      this.handlePreVote(msg.reqId, msg.req);
+      return;
+    }
+    if (msg.type === 'vote' && msg.req.transfer !== true && this.inLeaderLease()) {
+      // Check-quorum (thesis 4.2.3, 6.2): a leader was heard from within the minimum election
+      // timeout, so this candidate is disruptive (partially connected, or back from a partition):
+      // refuse without adopting its term. A transfer's candidate was sent by the leader itself.
+      this.reply(msg.reqId, this.voteResponse(false, false));
       return;
     }
     const msgTerm = msg.type === 'voteResponse' ? msg.resp.term : msg.req.term;
@@ -262,11 +387,22 @@ export class RaftCore {
       this.becomeFollower(msgTerm, msg.type === 'appendEntries' || msg.type === 'installSnapshot' ? msg.req.leaderId : null);
     } else if (msgTerm < this.currentTerm && msg.type !== 'voteResponse') {
       // A stale request is refused; our term in the answer tells its sender to step down.
-      this.reply(msg.reqId, msg.type === 'vote' ? this.voteResponse(false, false) : msg.type === 'installSnapshot' ? this.snapshotResponse() : this.appendResponse(false, 0 as LogIndex));
+      this.reply(msg.reqId, msg.type === 'vote' ? this.voteResponse(false, false)
+        : msg.type === 'installSnapshot' ? this.snapshotResponse()
+          : msg.type === 'timeoutNow' ? { type: 'timeoutNowResponse', term: this.currentTerm }
+            : this.appendResponse(false, 0 as LogIndex));
       return;
     }
     if (msg.type === 'vote') {
       this.handleVoteRequest(msg.reqId, msg.req);
+      return;
+    }
+    if (msg.type === 'timeoutNow') {
+      this.handleTimeoutNow(msg.reqId, msg.req);
+      return;
+    }
+    if (msg.type === 'voteResponse' && msg.resp.preVote === true) {
+      this.onPreVoteResponse(msg);
       return;
     }
     switch (this.role) {
@@ -276,7 +412,7 @@ export class RaftCore {
     }
   }
 
-  private stepLeader(msg: Exclude<Message, { type: 'vote' }>): void {
+  private stepLeader(msg: Exclude<Message, { type: 'vote' | 'timeoutNow' }>): void {
     if (msg.type === 'installSnapshot') {
       this.reply(msg.reqId, this.snapshotResponse()); // another leader of our term: bad input, as below
       return;
@@ -291,7 +427,7 @@ export class RaftCore {
     // A late vote response: the election is already won.
   }
 
-  private stepCandidate(msg: Exclude<Message, { type: 'vote' }>): void {
+  private stepCandidate(msg: Exclude<Message, { type: 'vote' | 'timeoutNow' }>): void {
     if (msg.type === 'appendEntries' || msg.type === 'installSnapshot') {
       // Paper 5.2: a leader of our term exists; recognise it.
       this.becomeFollower(this.currentTerm, msg.req.leaderId);
@@ -314,7 +450,7 @@ export class RaftCore {
     if (c.outcome(this.membership) === 'won') this.becomeLeader();
   }
 
-  private stepFollower(msg: Exclude<Message, { type: 'vote' }>): void {
+  private stepFollower(msg: Exclude<Message, { type: 'vote' | 'timeoutNow' }>): void {
     if (msg.type === 'appendEntries') this.handleAppendEntries(msg.reqId, msg.req);
     else if (msg.type === 'installSnapshot') this.handleInstallSnapshot(msg.reqId, msg.req);
   }
@@ -323,7 +459,7 @@ export class RaftCore {
 
   /** A chunk from the leader: it goes to storage first; onSnapshotChunkStored answers it. */
   private handleInstallSnapshot(reqId: number, req: InstallSnapshotRequest): void {
-    this.currentLeader = req.leaderId;
+    this.heardFromLeader(req.leaderId);
     this.syncVoterRole();
     if (this.role === 'Follower') this.electionDeadlineMs = this.randomDeadline();
     if (req.lastIncludedIndex <= this.log.commitIndex) {
@@ -353,6 +489,7 @@ export class RaftCore {
         this.emit({ type: 'restoreSnapshot', meta });
         this.emit({ type: 'commit', commitIndex: this.log.commitIndex });
         if (this.membership !== before) this.onMembershipChanged();
+        this.emitReadyReads();
       }
     }
     this.reply(reqId, this.snapshotResponse());
@@ -375,16 +512,104 @@ export class RaftCore {
     if (nowMs > this.nowMs) this.nowMs = nowMs;
     const deadline = this.nextDeadlineMs();
     if (deadline === null || this.nowMs < deadline) return;
-    if (this.role === 'Leader') this.abandonCatchUp();
-    else this.startCampaign();
+    const t = this.transfer;
+    if (t !== null && this.nowMs >= t.deadlineMs) {
+      const detail = t.timeoutNowSent ? `node ${t.to} got TimeoutNow but was not seen leading` : `node ${t.to} did not catch up with the log`;
+      this.settleTransfer({ ok: false, error: new LeaderTransferError('timeout', t.to, t.timeoutNowSent, `${detail} within the timeout`) });
+    }
+    if (this.role === 'Leader') {
+      if (this.change?.phase === 'catchingUp' && this.nowMs >= this.catchUpDeadline(this.change)) this.abandonCatchUp();
+      if (this.checkQuorumAtMs !== null && this.nowMs >= this.checkQuorumAtMs) this.checkQuorum();
+      return;
+    }
+    if ((this.role === 'Follower' || this.role === 'Candidate') && this.electionDeadlineMs !== null && this.nowMs >= this.electionDeadlineMs) this.campaignOnTimeout();
   }
 
-  private startCampaign(): void {
+  /**
+   * Check-quorum (thesis 6.2): a leader that heard nothing from a quorum for a whole
+   * electionTimeoutMaxMs steps down, so a leader cut off with a minority stops taking writes it
+   * can never commit, and its clients go looking for the real one.
+   */
+  private checkQuorum(): void {
+    if (this.leadership!.takeQuorumActive(this.membership)) {
+      this.checkQuorumAtMs = this.nowMs + this.config.electionTimeoutMaxMs;
+      return;
+    }
+    this.becomeFollower(this.currentTerm, null);
+  }
+
+  /** The election timer fired (or electNow): a pre-vote round first when preVote is on. */
+  private campaignOnTimeout(): void {
+    if (this.config.preVote) this.startPreVote();
+    else this.startCampaign(false);
+  }
+
+  /**
+   * Pre-vote (thesis 9.6): ask every voter whether it would vote for us in the next term, changing
+   * nothing. Only a quorum's yes starts a real election, so a node that cannot win (cut off, or
+   * behind) never raises its term and never disrupts the cluster on its return.
+   */
+  private startPreVote(): void {
+    this.role = 'Follower';
+    this.campaign = null;
+    this.currentLeader = null;
+    this.preVoteRounds++;
+    const pc = new Campaign(this.id, 0);
+    pc.votesSent = true;
+    this.preCampaign = pc;
+    this.electionDeadlineMs = this.randomDeadline();
+    if (pc.outcome(this.membership) === 'won') {
+      this.startCampaign(false);
+      return;
+    }
+    const req: VoteRequest = {
+      type: 'vote', term: (this.currentTerm + 1) as Term, candidateId: this.id, lastLogIndex: this.log.lastIndex, lastLogTerm: this.log.lastTerm, preVote: true,
+    };
+    for (const to of voters(this.membership)) if (to !== this.id) this.emit({ type: 'sendVote', to, req });
+  }
+
+  /** Grants a pre-vote when a real vote in the named term could be granted: the voter's own term and vote do not move. */
+  private handlePreVote(reqId: number, req: VoteRequest): void {
+    const grant = !this.isPristine() && req.term > this.currentTerm && this.logUpToDate(req) && (req.transfer === true || !this.inLeaderLease());
+    this.reply(reqId, this.voteResponse(grant, false, true));
+  }
+
+  private onPreVoteResponse(msg: Extract<Message, { type: 'voteResponse' }>): void {
+    const pc = this.preCampaign;
+    if (pc === null || this.role !== 'Follower') return;
+    if (msg.requestTerm !== undefined && msg.requestTerm !== this.currentTerm + 1) return;
+    if (msg.resp.isCandidateUnknown) {
+      if (this.log.lastIndex > 0) this.becomeNonVoter();
+      return;
+    }
+    pc.record(msg.from, msg.resp.voteGranted);
+    const outcome = pc.outcome(this.membership);
+    if (outcome === 'won') this.startCampaign(false);
+    else if (outcome === 'lost') this.preCampaign = null;
+  }
+
+  /** With checkQuorum: a leader of ours was heard within the minimum election timeout (or we lead). */
+  private inLeaderLease(): boolean {
+    if (!this.config.checkQuorum) return false;
+    return this.role === 'Leader' || this.nowMs < this.leaderContactMs + this.config.electionTimeoutMinMs;
+  }
+
+  /** TimeoutNow from our leader (thesis 3.10): campaign at once, skipping pre-vote, with votes that override leases. */
+  private handleTimeoutNow(reqId: number, req: TimeoutNowRequest): void {
+    this.reply(reqId, { type: 'timeoutNowResponse', term: this.currentTerm });
+    if (this.role !== 'Follower' || !this.isActiveVoter() || this.log.lastIndex === 0) return;
+    if (this.currentLeader !== null && this.currentLeader !== req.leaderId) return;
+    this.startCampaign(true);
+  }
+
+  private startCampaign(transfer: boolean): void {
     this.role = 'Candidate';
+    this.electionsStarted++;
     this.currentTerm = (this.currentTerm + 1) as Term;
     this.votedFor = this.id;
     this.currentLeader = null;
-    this.campaign = new Campaign(this.id, this.saves.markDirty());
+    this.preCampaign = null;
+    this.campaign = new Campaign(this.id, this.saves.markDirty(), transfer);
     // A fresh random timeout per election is what breaks split votes.
     this.electionDeadlineMs = this.randomDeadline();
   }
@@ -398,13 +623,20 @@ export class RaftCore {
       this.becomeLeader();
       return;
     }
-    const req: VoteRequest = { type: 'vote', term: this.currentTerm, candidateId: this.id, lastLogIndex: this.log.lastIndex, lastLogTerm: this.log.lastTerm };
+    const req: VoteRequest = {
+      type: 'vote', term: this.currentTerm, candidateId: this.id, lastLogIndex: this.log.lastIndex, lastLogTerm: this.log.lastTerm,
+      ...(c.transfer ? { transfer: true } : {}),
+    };
     for (const to of voters(this.membership)) if (to !== this.id) this.emit({ type: 'sendVote', to, req });
   }
 
+  /** Paper 5.4.1: only a candidate whose log is at least as up-to-date as ours gets our vote. */
+  private logUpToDate(req: VoteRequest): boolean {
+    return req.lastLogTerm > this.log.lastTerm || (req.lastLogTerm === this.log.lastTerm && req.lastLogIndex >= this.log.lastIndex);
+  }
+
   private handleVoteRequest(reqId: number, req: VoteRequest): void {
-    // Paper 5.4.1: only a candidate whose log is at least as up-to-date as ours gets our vote.
-    const upToDate = req.lastLogTerm > this.log.lastTerm || (req.lastLogTerm === this.log.lastTerm && req.lastLogIndex >= this.log.lastIndex);
+    const upToDate = this.logUpToDate(req);
     // A NonVoter with a log votes too, on term and log alone, as every server does in the paper: the
     // candidate counts only the voters of its own config, so the vote is safe, and it may be needed.
     // A node that missed the configs adding it (cut off right after catch-up) still believes it is
@@ -432,6 +664,7 @@ export class RaftCore {
       this.saves.markDirty();
     }
     this.campaign = null;
+    this.preCampaign = null;
     this.currentLeader = leaderId;
     const passive = this.role === 'NonVoter' || !this.isActiveVoter();
     this.role = passive ? 'NonVoter' : 'Follower';
@@ -450,6 +683,7 @@ export class RaftCore {
     if (this.role !== 'NonVoter' && !this.membership.nonVoters.includes(this.id)) this.emit({ type: 'leftCluster' });
     this.role = 'NonVoter';
     this.campaign = null;
+    this.preCampaign = null;
     this.currentLeader = null;
     this.electionDeadlineMs = null;
   }
@@ -460,9 +694,17 @@ export class RaftCore {
     this.campaign = null;
     this.electionDeadlineMs = null;
     this.change = null;
+    this.leaseVoid = false;
+    // A transfer of an earlier term of ours whose target never won: we lead again, so it failed.
+    const t = this.transfer;
+    if (t !== null) this.settleTransfer({ ok: false, error: new LeaderTransferError('superseded', t.to, t.timeoutNowSent, `node ${this.id} was elected again in term ${this.currentTerm}`) });
+    this.checkQuorumAtMs = this.config.checkQuorum ? this.nowMs + this.config.electionTimeoutMaxMs : null;
     const targets = this.leaderTargets();
     this.leadership = new ProgressTracker(this.id, targets);
-    this.emit({ type: 'startReplication', term: this.currentTerm, targets, nextIndex: (this.log.lastIndex + 1) as LogIndex, commitIndex: this.log.commitIndex });
+    this.emit({
+      type: 'startReplication', term: this.currentTerm, targets, nextIndex: (this.log.lastIndex + 1) as LogIndex,
+      commitIndex: this.log.commitIndex, round: this.reads.currentRound,
+    });
     const index = (this.log.lastIndex + 1) as LogIndex;
     // Seed 000: at index 0 the first entry records the config we were elected under; otherwise a
     // blank entry of our term lets earlier entries commit (paper 5.4.2, 8).
@@ -478,7 +720,16 @@ export class RaftCore {
       const inLog = c.phase === 'joint' || c.phase === 'uniform';
       this.settleChange(c, { ok: false, error: new ConfigChangeAbortedError('leadership-lost', inLog, `node ${this.id} stopped leading in term ${this.currentTerm} during the ${c.phase} phase`) });
     }
+    const t = this.transfer;
+    if (t !== null && !t.timeoutNowSent) {
+      this.settleTransfer({ ok: false, error: new LeaderTransferError('leadership-lost', t.to, false, `node ${this.id} stopped leading in term ${this.currentTerm} before node ${t.to} caught up`) });
+    }
+    const failed = this.reads.failUnconfirmed();
+    if (failed.length > 0) this.emit({ type: 'readsFailed', ids: failed, error: new ForwardToLeaderError(null) });
     this.leadership = null;
+    this.checkQuorumAtMs = null;
+    // We know of no leader now; nobody's lease is ours to keep.
+    this.leaderContactMs = -Infinity;
     this.emit({ type: 'stopReplication' });
   }
 
@@ -510,7 +761,7 @@ export class RaftCore {
   // ---- replication (paper 5.3, 5.4.2) ----
 
   private handleAppendEntries(reqId: number, req: AppendEntriesRequest): void {
-    this.currentLeader = req.leaderId;
+    this.heardFromLeader(req.leaderId);
     this.syncVoterRole();
     if (this.role === 'Follower') this.electionDeadlineMs = this.randomDeadline();
     const plan = planAppend(this.log, req);
@@ -545,11 +796,16 @@ export class RaftCore {
     if (membershipChanged) this.onMembershipChanged();
   }
 
-  private onReplicated(peer: NodeId, leaderTerm: Term, matchIndex: LogIndex): void {
+  private onReplicated(peer: NodeId, leaderTerm: Term, matchIndex: LogIndex, round?: number, sentAtMs?: number): void {
     const lead = this.leadership;
     if (lead === null || leaderTerm !== this.currentTerm || peer === this.id) return;
     if (matchIndex > this.log.lastIndex) throw new InvariantViolation(`peer ${peer} matches ${matchIndex}, beyond our last index ${this.log.lastIndex}`);
+    if (round !== undefined && sentAtMs !== undefined) {
+      lead.recordAck(peer, round, sentAtMs);
+      this.checkReadRound();
+    }
     if (!lead.recordMatch(peer, matchIndex)) return;
+    if (this.transfer?.to === peer) this.maybeSendTimeoutNow();
     const c = this.change;
     if (c?.phase === 'catchingUp' && c.awaiting.has(peer)) {
       if (this.caughtUp(c, matchIndex)) c.awaiting.delete(peer);
@@ -680,6 +936,10 @@ export class RaftCore {
   private commitTo(n: LogIndex): void {
     if (!this.log.commitTo(n)) return;
     this.emit({ type: 'commit', commitIndex: n });
+    if (this.leadership !== null && this.log.termAt(n) === this.currentTerm) {
+      this.reads.termCommitted();
+      this.startReadRound();
+    }
     this.maybeApply();
     // A follower kept active by an uncommitted config that removes it (isActiveVoter) is out once it commits.
     this.syncVoterRole();
@@ -723,6 +983,74 @@ export class RaftCore {
 
   private onApplied(index: LogIndex): void {
     this.log.applied(index);
+    this.emitReadyReads();
+  }
+
+  // ---- reads, leases, leader transfer (thesis 6.4, 3.10) ----
+
+  /** Starts a confirmation round for the queued reads unless one is in flight. */
+  private startReadRound(): void {
+    const r = this.reads.startRound(this.log.commitIndex);
+    if (r === null) return;
+    this.emit({ type: 'heartbeatRound', round: r.round });
+    this.checkReadRound(); // a single voter confirms alone
+  }
+
+  private checkReadRound(): void {
+    const lead = this.leadership;
+    const r = this.reads.roundInFlight;
+    if (lead === null || r === null || !lead.roundConfirmed(this.membership, r.round)) return;
+    this.reads.confirm();
+    this.startReadRound();
+    this.emitReadyReads();
+  }
+
+  private emitReadyReads(): void {
+    for (const b of this.reads.takeReady(this.log.lastApplied)) this.emit({ type: 'readsReady', ids: b.ids, readIndex: b.readIndex });
+  }
+
+  /**
+   * Until when the leader may serve reads from its lease: a quorum answered a request sent at S,
+   * so each of them refuses votes until at least S + electionTimeoutMinMs on its own clock; less
+   * the drift margin, that holds on ours. Null when there is no valid lease: not leading, no
+   * checkQuorum, nothing of our term committed yet, a transfer under way or TimeoutNow sent.
+   */
+  private leaseUntilMs(): number | null {
+    const lead = this.leadership;
+    if (lead === null || !this.config.checkQuorum || this.leaseVoid || this.transfer !== null) return null;
+    if (this.log.termAt(this.log.commitIndex) !== this.currentTerm) return null;
+    const until = lead.quorumAckSentAtMs(this.membership, this.nowMs) + this.config.electionTimeoutMinMs - this.config.leaseClockDriftMarginMs;
+    return this.nowMs < until ? until : null;
+  }
+
+  /** Sends TimeoutNow once the transfer's target holds our whole log. */
+  private maybeSendTimeoutNow(): void {
+    const t = this.transfer;
+    const lead = this.leadership;
+    if (t === null || t.timeoutNowSent || lead === null) return;
+    if (lead.matchOf(t.to) < this.log.lastIndex) return;
+    t.timeoutNowSent = true;
+    this.leaseVoid = true;
+    this.emit({ type: 'sendTimeoutNow', to: t.to, req: { type: 'timeoutNow', term: this.currentTerm, leaderId: this.id } });
+  }
+
+  private settleTransfer(outcome: TransferOutcome): void {
+    const t = this.transfer;
+    if (t === null) return;
+    this.transfer = null;
+    this.emit({ type: 'transferSettled', id: t.id, outcome });
+  }
+
+  /** A leader of our term spoke (AppendEntries, InstallSnapshot): its lease runs from now; a transfer of ours learns who won. */
+  private heardFromLeader(leaderId: NodeId): void {
+    this.currentLeader = leaderId;
+    this.leaderContactMs = this.nowMs;
+    this.preCampaign = null;
+    const t = this.transfer;
+    if (t !== null) {
+      if (leaderId === t.to) this.settleTransfer({ ok: true, leader: leaderId });
+      else this.settleTransfer({ ok: false, error: new LeaderTransferError('superseded', t.to, t.timeoutNowSent, `node ${leaderId} became leader instead`) });
+    }
   }
 
   // ---- plumbing ----
@@ -751,8 +1079,9 @@ export class RaftCore {
     for (const r of this.replies.release(this.saves.durable, this.log.durableIndex)) this.emit({ type: 'reply', reqId: r.reqId, resp: r.resp });
   }
 
-  private voteResponse(voteGranted: boolean, isCandidateUnknown: boolean): VoteResponse {
-    return { type: 'voteResponse', term: this.currentTerm, voteGranted, isCandidateUnknown };
+  private voteResponse(voteGranted: boolean, isCandidateUnknown: boolean, preVote = false): VoteResponse {
+    const resp: VoteResponse = { type: 'voteResponse', term: this.currentTerm, voteGranted, isCandidateUnknown };
+    return preVote ? { ...resp, preVote: true } : resp;
   }
 
   private appendResponse(success: boolean, matchIndex: LogIndex, conflict: AppendEntriesResponse['conflict'] = null): AppendEntriesResponse {

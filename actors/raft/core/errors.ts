@@ -65,7 +65,6 @@ export class MalformedMessageError extends RaftError {
   }
 }
 
-/** An internal invariant failed: the node stops rather than limp on with state it cannot trust. */
 /**
  * A write whose entry a snapshot covered before this node learned its fate (it was leader, then
  * installed a newer leader's snapshot): it may or may not be in the state. Retry only if the
@@ -78,6 +77,7 @@ export class ProposalOutcomeUnknownError extends RaftError {
   }
 }
 
+/** An internal invariant failed: the node stops rather than limp on with state it cannot trust. */
 export class InvariantViolation extends RaftError {
   readonly code = 'InvariantViolation';
   constructor(readonly reason: string) {
@@ -145,5 +145,32 @@ export class NodeRemovedError extends RaftError {
   readonly code = 'NodeRemoved';
   constructor(readonly nodeId: number) {
     super(`node ${nodeId} left the cluster; the outcome of the request is unknown`);
+  }
+}
+
+export type LeaderTransferFailure = 'not-a-voter' | 'in-progress' | 'timeout' | 'superseded' | 'leadership-lost';
+
+/**
+ * A leadership transfer (RaftNode.transferLeadership, thesis 3.10) did not hand leadership to its
+ * target. `reason`: 'not-a-voter' (the target is not a voter of the latest config), 'in-progress'
+ * (another transfer is under way), 'timeout' (the target did not catch up, or did not win, in time;
+ * `caughtUp` says whether TimeoutNow was sent), 'superseded' (another node became leader),
+ * 'leadership-lost' (this node stopped leading before the target was caught up).
+ */
+export class LeaderTransferError extends RaftError {
+  readonly code = 'LeaderTransfer';
+  constructor(readonly reason: LeaderTransferFailure, readonly target: number, readonly caughtUp: boolean, readonly detail: string) {
+    super(`leadership transfer to node ${target} failed (${reason}): ${detail}`);
+  }
+}
+
+/**
+ * The leader is handing leadership to another node (thesis 3.10) and takes no writes meanwhile.
+ * Nothing was appended; retry shortly on the new leader (`target`).
+ */
+export class LeaderTransferInProgressError extends RaftError {
+  readonly code = 'LeaderTransferInProgress';
+  constructor(readonly target: number) {
+    super(`the leader is transferring leadership to node ${target}; nothing was appended, retry on the new leader`);
   }
 }

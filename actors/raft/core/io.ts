@@ -4,9 +4,10 @@
  * The core never awaits, never reads a clock, never calls Math.random.
  */
 import type { ConfigChangeOutcome, ConfigChangeStatus } from './config-change';
+import type { LeaderTransferError } from './errors';
 import type {
   AppendEntriesRequest, AppendEntriesResponse, Entry, HardState, InstallSnapshotRequest, InstallSnapshotResponse, LogIndex, Membership, NodeId,
-  RaftRole, SnapshotMeta, Term, VoteRequest, VoteResponse,
+  RaftRole, SnapshotMeta, Term, TimeoutNowRequest, TimeoutNowResponse, VoteRequest, VoteResponse,
 } from './types';
 
 /** A source of chance the core is handed (seeded in tests and the simulator). */
@@ -24,6 +25,11 @@ export interface InitialState {
   readonly lastApplied: LogIndex;
   /** The latest durable snapshot, if any (see ReplicatedLog's constructor for how it meets the log). */
   readonly snapshot?: SnapshotMeta | null;
+  /**
+   * Where storage's log starts (1, or purged-through + 1): with no entries it is the only word on
+   * whether storage's log continues after the snapshot or still starts before it.
+   */
+  readonly firstIndex?: LogIndex;
 }
 
 export type Input =
@@ -39,8 +45,14 @@ export type Input =
    * carries the responder's term, not ours, so only the request's term tells its age.
    */
   | { readonly type: 'voteResponse'; readonly from: NodeId; readonly resp: VoteResponse; readonly requestTerm?: Term }
-  /** A replication stream of `leaderTerm` learned that `peer` has `matchIndex` durable. */
-  | { readonly type: 'replicated'; readonly peer: NodeId; readonly leaderTerm: Term; readonly matchIndex: LogIndex }
+  /**
+   * A replication stream of `leaderTerm` learned that `peer` has `matchIndex` durable. With `round`
+   * and `sentAtMs`: `peer` answered, in `leaderTerm`, a request sent at `sentAtMs` (the leader's
+   * clock) carrying heartbeat round `round` (read-index confirmation, lease, check-quorum).
+   */
+  | { readonly type: 'replicated'; readonly peer: NodeId; readonly leaderTerm: Term; readonly matchIndex: LogIndex; readonly round?: number; readonly sentAtMs?: number }
+  /** A TimeoutNow RPC arrived (leader transfer); answer with a `reply` command carrying the same reqId. */
+  | { readonly type: 'timeoutNow'; readonly reqId: number; readonly req: TimeoutNowRequest }
   /** Some response carried a higher term than ours: step down. */
   | { readonly type: 'higherTerm'; readonly term: Term }
   /** Storage made every entry through `index` durable (acks arrive in the order commands were issued). */
@@ -67,7 +79,7 @@ export type Command =
   /** Send a RequestVote; feed the answer back as `voteResponse`. Issued only after our vote is durable. */
   | { readonly type: 'sendVote'; readonly to: NodeId; readonly req: VoteRequest }
   /** Answer an RPC. Issued only once the persistence rules of seed 002 are met. */
-  | { readonly type: 'reply'; readonly reqId: number; readonly resp: AppendEntriesResponse | VoteResponse | InstallSnapshotResponse }
+  | { readonly type: 'reply'; readonly reqId: number; readonly resp: AppendEntriesResponse | VoteResponse | InstallSnapshotResponse | TimeoutNowResponse }
   /**
    * Write this InstallSnapshot chunk to storage (`writeSnapshot`), then feed back
    * `snapshotChunkStored`. If storage refuses it, answer the RPC with the error instead.
@@ -86,7 +98,20 @@ export type Command =
    * We became leader of `term`: start a replication stream to every target, each starting at
    * `nextIndex` (our last index + 1 at election), carrying `commitIndex`.
    */
-  | { readonly type: 'startReplication'; readonly term: Term; readonly targets: readonly NodeId[]; readonly nextIndex: LogIndex; readonly commitIndex: LogIndex }
+  | { readonly type: 'startReplication'; readonly term: Term; readonly targets: readonly NodeId[]; readonly nextIndex: LogIndex; readonly commitIndex: LogIndex; readonly round: number }
+  /**
+   * Every stream sends a heartbeat now, and tags every request from now on with `round`; answers
+   * come back as `replicated` inputs carrying the round (read-index confirmation).
+   */
+  | { readonly type: 'heartbeatRound'; readonly round: number }
+  /** Send TimeoutNow to `to` (leader transfer); the answer needs no feeding back. */
+  | { readonly type: 'sendTimeoutNow'; readonly to: NodeId; readonly req: TimeoutNowRequest }
+  /** These reads (ids given to `read`) are linearizable at `readIndex`, which the state machine has applied. */
+  | { readonly type: 'readsReady'; readonly ids: readonly number[]; readonly readIndex: LogIndex }
+  /** These reads could not be confirmed (leadership was lost): answer them with `error`. */
+  | { readonly type: 'readsFailed'; readonly ids: readonly number[]; readonly error: Error }
+  /** The leader transfer `id` (from `transferLeadership`) ended. */
+  | { readonly type: 'transferSettled'; readonly id: number; readonly outcome: TransferOutcome }
   /** The set of replication targets changed while leading (a config entry was appended). */
   | { readonly type: 'replicationTargets'; readonly targets: readonly NodeId[] }
   /** New entries appended by the leader, to be sent by every stream (the line-rate path). */
@@ -104,6 +129,11 @@ export type Command =
   | { readonly type: 'leftCluster' }
   /** The config change `id` (from `proposeConfigChange`) ended: answer whoever proposed it. */
   | { readonly type: 'configChangeSettled'; readonly id: number; readonly outcome: ConfigChangeOutcome };
+
+export type TransferOutcome = { readonly ok: true; readonly leader: NodeId } | { readonly ok: false; readonly error: LeaderTransferError };
+
+/** How `read` confirms a read: a quorum round (read-index), or the leader's lease when it is valid. */
+export type ReadMode = 'index' | 'lease';
 
 /** A snapshot of the core's state for metrics and tests. */
 export interface CoreStatus {
@@ -125,6 +155,15 @@ export interface CoreStatus {
   /** The latest snapshot's last index and term (0 when none). */
   readonly snapshotIndex: LogIndex;
   readonly snapshotTerm: Term;
+  /** The node a leader transfer of ours hands leadership to, until it settles; else null. */
+  readonly transferTarget: NodeId | null;
+  /** A leader's lease end (its clock), when lease reads would be served; null when it holds none. */
+  readonly leaseUntilMs: number | null;
+  /** Pre-vote rounds and real elections this node started since it started (volatile counters). */
+  readonly preVoteRounds: number;
+  readonly electionsStarted: number;
+  /** Read-index confirmation rounds started (each confirms a batch of reads). */
+  readonly readIndexRounds: number;
 }
 
 /** What `propose` returns on the leader: where the new entries went. */

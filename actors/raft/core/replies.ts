@@ -3,9 +3,9 @@
  * the hard state current when it was made (term, vote) and, for a successful AppendEntries, for
  * every entry it names.
  */
-import type { AppendEntriesResponse, InstallSnapshotResponse, LogIndex, VoteResponse } from './types';
+import type { AppendEntriesResponse, InstallSnapshotResponse, LogIndex, TimeoutNowResponse, VoteResponse } from './types';
 
-export type RpcResponse = AppendEntriesResponse | VoteResponse | InstallSnapshotResponse;
+export type RpcResponse = AppendEntriesResponse | VoteResponse | InstallSnapshotResponse | TimeoutNowResponse;
 
 interface HeldReply {
   readonly reqId: number;

@@ -122,10 +122,21 @@ export interface AppendEntriesResponse {
 
 export interface VoteRequest {
   readonly type: 'vote';
+  /** For a pre-vote: the term the candidate would campaign in (its term + 1), not adopted by anyone. */
   readonly term: Term;
   readonly candidateId: NodeId;
   readonly lastLogIndex: LogIndex;
   readonly lastLogTerm: Term;
+  /**
+   * A pre-vote (thesis 9.6): "would you vote for me?", asked before incrementing the term. Granting
+   * one changes nothing on the voter, so a node cut off from the cluster never raises its term.
+   */
+  readonly preVote?: boolean;
+  /**
+   * The campaign was started by the leader's TimeoutNow (leader transfer, thesis 3.10): voters
+   * grant it even while they believe the current leader's lease holds.
+   */
+  readonly transfer?: boolean;
 }
 
 export interface VoteResponse {
@@ -134,6 +145,8 @@ export interface VoteResponse {
   readonly voteGranted: boolean;
   /** Seed 000: the candidate is neither a member nor a non-voter of the responder's config. */
   readonly isCandidateUnknown: boolean;
+  /** The answer to a pre-vote (`term` is the responder's own term, which a pre-vote never changes). */
+  readonly preVote?: boolean;
 }
 
 /**
@@ -170,5 +183,16 @@ export interface InstallSnapshotResponse {
   readonly term: Term;
 }
 
-export type RaftRequest = AppendEntriesRequest | VoteRequest | InstallSnapshotRequest;
-export type RaftResponse = AppendEntriesResponse | VoteResponse | InstallSnapshotResponse;
+/** Leader transfer (thesis 3.10): the leader tells an up-to-date voter to start an election at once. */
+export interface TimeoutNowRequest {
+  readonly type: 'timeoutNow';
+  readonly term: Term;
+  readonly leaderId: NodeId;
+}
+export interface TimeoutNowResponse {
+  readonly type: 'timeoutNowResponse';
+  readonly term: Term;
+}
+
+export type RaftRequest = AppendEntriesRequest | VoteRequest | InstallSnapshotRequest | TimeoutNowRequest;
+export type RaftResponse = AppendEntriesResponse | VoteResponse | InstallSnapshotResponse | TimeoutNowResponse;

@@ -15,7 +15,14 @@ export const n = (v: number): NodeId => v as NodeId;
 export const t = (v: number): Term => v as Term;
 export const i = (v: number): LogIndex => v as LogIndex;
 
-export const TEST_CONFIG: RaftConfig = buildConfig({ electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatIntervalMs: 50 });
+/**
+ * The paper's algorithm alone: the tests named after paper sections check its rules one by one,
+ * so the extensions that change elections (pre-vote, check-quorum) are off here. Tests of the
+ * extensions use EXTENSIONS_CONFIG, which is the library's default.
+ */
+export const TEST_CONFIG: RaftConfig = buildConfig({ electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatIntervalMs: 50, preVote: false, checkQuorum: false });
+/** The library's defaults for the timing above: pre-vote and check-quorum on. */
+export const EXTENSIONS_CONFIG: RaftConfig = buildConfig({ electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatIntervalMs: 50 });
 
 export function membership(...members: number[]): Membership {
   return { members: members.map(n), nonVoters: [], membersAfterConsensus: null };
