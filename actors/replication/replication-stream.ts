@@ -16,6 +16,12 @@
  * last chunk is acknowledged the follower matches at the snapshot's last included index, and the
  * stream goes back to appends from the entry after it.
  *
+ * Acknowledgements: every answer in the leader's term (success or refusal) shows the follower
+ * accepted this leader after the request left. The stream tags each request with the latest
+ * heartbeat round the Raft actor asked for, and reports answers (round, send time) with its
+ * `replicated` reports: read-index rounds, the lease and check-quorum are counted from them. A
+ * `heartbeatNow` sends a heartbeat at once, tagged with the new round.
+ *
  * The stream is idle until the Raft actor tells it to lead, and goes idle again when told, or when
  * a response carries a higher term.
  */
@@ -36,6 +42,8 @@ export interface LeadParams {
   readonly commitIndex: LogIndex;
   /** The leader's last index now: entries above nextIndex - 1 that were never pushed are read from storage. */
   readonly lastLogIndex: LogIndex;
+  /** The heartbeat round to tag requests with (see `heartbeatNow`); 0 when none was asked for. */
+  readonly round?: number;
 }
 
 export type StreamMsg =
@@ -45,6 +53,8 @@ export type StreamMsg =
   | { readonly type: 'entries'; readonly entries: readonly Entry[] }
   | { readonly type: 'commit'; readonly commitIndex: LogIndex }
   | { readonly type: 'heartbeat' }
+  /** Send a heartbeat now and tag every request from now on with `round` (read-index confirmation). */
+  | { readonly type: 'heartbeatNow'; readonly round: number }
   | { readonly type: 'response'; readonly epoch: number; readonly seq: number; readonly bytes: Uint8Array | null; readonly error: string | null }
   /** `purged`: storage refused with LogPurgedError (the entries are behind a snapshot). */
   | { readonly type: 'fetched'; readonly epoch: number; readonly bytes: Uint8Array | null; readonly purged?: boolean }
@@ -56,7 +66,11 @@ export type StreamMsg =
 
 /** What a stream tells the Raft actor. */
 export type StreamReport =
-  | { readonly type: 'replicated'; readonly peer: NodeId; readonly leaderTerm: Term; readonly matchIndex: LogIndex }
+  /**
+   * Progress of `peer`, and (with `round`, `sentAtMs`) an answer in `leaderTerm` to a request that
+   * left at `sentAtMs` tagged with heartbeat round `round`.
+   */
+  | { readonly type: 'replicated'; readonly peer: NodeId; readonly leaderTerm: Term; readonly matchIndex: LogIndex; readonly round?: number; readonly sentAtMs?: number }
   | { readonly type: 'higherTerm'; readonly term: Term }
   /** Asked by a (re)started stream: answer LeadParams when leading, else null. */
   | { readonly type: 'streamStart'; readonly peer: NodeId };
@@ -70,7 +84,13 @@ export interface StreamArgs {
   readonly storageActorId: string;
 }
 
-interface InFlight { readonly prevIndex: LogIndex; readonly lastIndex: LogIndex; readonly lastTerm: Term; readonly heartbeat: boolean; readonly sentAtMs: number }
+interface InFlight { readonly prevIndex: LogIndex; readonly lastIndex: LogIndex; readonly lastTerm: Term; readonly heartbeat: boolean; readonly sentAtMs: number; readonly round: number }
+
+/**
+ * Answers that bring no new round or match are reported at most this often (ms of send time):
+ * enough for the lease and check-quorum, without one Raft actor message per append answered.
+ */
+const ACK_REPORT_EVERY_MS = 10;
 
 /**
  * A snapshot transfer under way. Exactly one step is outstanding at any time (finding the
@@ -138,6 +158,10 @@ export class ReplicationStream implements Actor<StreamMsg> {
   private lastSentMs = -Infinity;
   private heartbeatTimer: TimerId | null = null;
   private heartbeatGeneration = 0;
+  /** The heartbeat round requests are tagged with, and the latest acknowledgement reported. */
+  private round = 0;
+  private reportedRound = 0;
+  private reportedSentAtMs = -Infinity;
   private ctx!: ActorContext;
   /** Node, target and the term being led, on every line. */
   private log!: Logger;
@@ -186,6 +210,9 @@ export class ReplicationStream implements Actor<StreamMsg> {
         if (msg.commitIndex > this.commitIndex) this.commitIndex = msg.commitIndex;
         return this.pump();
       case 'heartbeat': return this.onHeartbeatTimer();
+      case 'heartbeatNow':
+        if (msg.round > this.round) this.round = msg.round;
+        return this.sendHeartbeat();
       case 'response': return this.onResponse(msg.epoch, msg.seq, msg.bytes, msg.error);
       case 'fetched': return this.onFetched(msg.epoch, msg.bytes, msg.purged === true);
       case 'snapshotFound': return this.onSnapshotFound(msg.epoch, msg.token, msg.meta, msg.error);
@@ -207,6 +234,9 @@ export class ReplicationStream implements Actor<StreamMsg> {
     this.leaderLast = p.lastLogIndex;
     this.matchIndex = 0 as LogIndex;
     this.matchTerm = 0 as Term;
+    this.round = Math.max(this.round, p.round ?? 0);
+    this.reportedRound = 0;
+    this.reportedSentAtMs = -Infinity;
     this.buffer = [];
     this.bufferStart = p.nextIndex;
     this.abandonSnapshot('new term');
@@ -345,6 +375,7 @@ export class ReplicationStream implements Actor<StreamMsg> {
       lastTerm: (last ? last.term : req.prevLogTerm) as Term,
       heartbeat,
       sentAtMs: this.ctx.clock.now(),
+      round: this.round,
     });
     this.lastSentMs = this.ctx.clock.now();
     const self = this.ctx.self as ActorRef<StreamMsg>;
@@ -388,12 +419,14 @@ export class ReplicationStream implements Actor<StreamMsg> {
     if (resp.success) {
       // A success names our term; anything else answers a request of another term (another instance of this stream).
       if (resp.term !== this.term) return;
+      let progressed = false;
       if (resp.matchIndex > this.matchIndex && resp.matchIndex === sent.lastIndex) {
         this.matchIndex = resp.matchIndex;
         this.matchTerm = sent.lastTerm;
-        this.raft.tell({ type: 'replicated', peer: this.args.target as NodeId, leaderTerm: this.term, matchIndex: this.matchIndex });
+        progressed = true;
         this.trimBuffer();
       }
+      this.reportAck(sent, progressed);
       if (!sent.heartbeat && resp.matchIndex === sent.lastIndex) this.probing = false;
       if (sent.heartbeat && this.appendPresumedLost(sent.sentAtMs)) {
         // A heartbeat sent after an append came back, and the append did not, long after it should
@@ -414,6 +447,8 @@ export class ReplicationStream implements Actor<StreamMsg> {
       this.pump();
       return;
     }
+    // A refusal in our term still says the follower takes us as its leader.
+    if (resp.term === this.term) this.reportAck(sent, false);
     if (sent.heartbeat) return;
     // Log mismatch: go back to where the follower says its log diverges (fast backtrack), never
     // below a match and never past the request it answers; then probe one request at a time.
@@ -421,6 +456,22 @@ export class ReplicationStream implements Actor<StreamMsg> {
     this.rewind(Math.max(this.matchIndex + 1, Math.min(hint, sent.prevIndex)));
     this.probing = true;
     this.pump();
+  }
+
+  /**
+   * Tells the Raft actor of an answer in our term: always with new progress or a new round, else at
+   * most every ACK_REPORT_EVERY_MS of send time (the lease and check-quorum need only fresh ones).
+   */
+  private reportAck(sent: InFlight, progressed: boolean): void {
+    const newRound = sent.round > this.reportedRound;
+    const fresher = sent.sentAtMs >= this.reportedSentAtMs + ACK_REPORT_EVERY_MS;
+    if (!progressed && !newRound && !fresher) return;
+    if (sent.round > this.reportedRound) this.reportedRound = sent.round;
+    if (sent.sentAtMs > this.reportedSentAtMs) this.reportedSentAtMs = sent.sentAtMs;
+    this.raft.tell({
+      type: 'replicated', peer: this.args.target as NodeId, leaderTerm: this.term!, matchIndex: this.matchIndex,
+      round: sent.round, sentAtMs: sent.sentAtMs,
+    });
   }
 
   /**

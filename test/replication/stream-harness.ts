@@ -150,6 +150,7 @@ export class ScriptedFollower implements Actor<NetworkMsg> {
         return { type: 'installSnapshotResponse', term: req.term };
       }
       case 'vote': throw new Error('a replication stream sent a vote request');
+      case 'timeoutNow': throw new Error('a replication stream sent TimeoutNow');
     }
   }
 
@@ -165,13 +166,25 @@ function snapshotMeta(req: InstallSnapshotRequest): SnapshotMeta {
   };
 }
 
-/** The Raft actor's side: answers streamStart with null (the test sends `lead`), records reports. */
+/**
+ * The Raft actor's side: answers streamStart with null (the test sends `lead`), records reports.
+ * `reports` holds higherTerm and the `replicated` reports that move the match; `acks` holds every
+ * `replicated` report, including those that only acknowledge (a round, a fresh send time).
+ */
 export class RecordingRaft implements Actor<StreamReport> {
   readonly reports: (StreamReport & { readonly atMs: number })[] = [];
+  readonly acks: (Extract<StreamReport, { type: 'replicated' }> & { readonly atMs: number })[] = [];
+  private readonly matchByTerm = new Map<number, number>();
   constructor(private readonly clock: VirtualClock) {}
   receive(msg: StreamReport): unknown {
     if (msg.type === 'streamStart') return null;
-    this.reports.push({ ...msg, atMs: this.clock.now() });
+    const atMs = this.clock.now();
+    if (msg.type === 'replicated') {
+      this.acks.push({ ...msg, atMs });
+      if (msg.matchIndex <= (this.matchByTerm.get(msg.leaderTerm) ?? 0)) return undefined;
+      this.matchByTerm.set(msg.leaderTerm, msg.matchIndex);
+    }
+    this.reports.push({ ...msg, atMs });
     return undefined;
   }
   replicated(): number[] { return this.reports.flatMap((r) => (r.type === 'replicated' ? [r.matchIndex] : [])); }
