@@ -36,6 +36,10 @@ export interface LocalClusterOptions {
    * `(id) => fileStorageSpec({ dir: `./data/${id}` })`, `restartNode` brings a node back with its state.
    */
   readonly storage?: (id: NodeId) => ActorSpec;
+  /** Every node forwards writes and reads to the leader (RaftNodeOptions.forwardToLeader). */
+  readonly forwardToLeader?: boolean;
+  /** Exactly-once client sessions on every node (RaftNodeOptions.sessions). */
+  readonly sessions?: boolean;
 }
 
 /** Most nodes a LocalCluster starts: a bound so a typo cannot spawn thousands of threads. */
@@ -112,6 +116,7 @@ export class LocalCluster {
     const node = await RaftNode.start({
       system: this.system, id: nid, network: this.network.endpointSpec(nid), stateMachine: this.opts.stateMachine,
       placement: this.opts.placement, config: this.opts.config, storage: this.opts.storage?.(nid),
+      forwardToLeader: this.opts.forwardToLeader, sessions: this.opts.sessions,
     });
     this.nodes.set(nid, node);
     return node;

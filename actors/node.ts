@@ -19,13 +19,18 @@ import { ensureCpuPool } from '../runtime/cpu-pool';
 import { ActorGoneError, AskTimeoutError } from '../runtime/errors';
 import { buildConfig, type RaftConfig } from './raft/core/config';
 import { MAX_PAYLOAD_BYTES } from './raft/codec';
-import { MalformedMessageError, NodeStoppedError } from './raft/core/errors';
+import { MalformedMessageError, NodeStoppedError, NotAllowedError } from './raft/core/errors';
 import { nodeId, type NodeId, type SnapshotMeta } from './raft/core/types';
 import { APPLY_ACTOR_MODULE, ApplyActor, type ApplyArgs, type ApplyMsg } from './apply/apply-actor';
 import type { StateMachineSpec } from './apply/state-machine';
 import { MetricsActor, type MetricsListener, type RaftMetrics } from './metrics/metrics';
 import { validateConfigChangeRequest } from './raft/core/config-change';
-import { RAFT_ACTOR_MODULE, type ClientWriteResponse, type ConfigChangeResult, type ControllerMsg, type RaftActorArgs, type RaftMsg, type ResponseMode } from './raft/raft-actor';
+import {
+  RAFT_ACTOR_MODULE, type ClientWriteResponse, type ConfigChangeResult, type ControllerMsg, type RaftActorArgs, type RaftMsg, type ReadIndexResponse,
+  type ResponseMode, type TransferResult,
+} from './raft/raft-actor';
+import { encodeCommand, encodePlain, encodeRegister, isSessionErrorResult, sessionErrorOf, withSessions } from './apply/sessions';
+import type { Term } from './raft/core/types';
 import { REPLICATION_STREAM_MODULE, type StreamArgs } from './replication/replication-stream';
 import { MEMORY_STORAGE_MODULE } from '../storage/memory-storage';
 import { raftActorId } from '../network/network';
@@ -55,11 +60,51 @@ export interface RaftNodeOptions {
    * snapshots are packed on its piscina threads. The simulator turns it off to stay on one thread.
    */
   readonly cpuPool?: boolean;
+  /**
+   * Forward client writes and linearizable reads that reach a node other than the leader to the
+   * leader, through the network actor, instead of rejecting them with ForwardToLeaderError
+   * (default false). A read is confirmed by the leader and then served from this node's own state
+   * machine once it has applied that far. While no leader is known a request waits for one, up to
+   * its timeout.
+   */
+  readonly forwardToLeader?: boolean;
+  /**
+   * Exactly-once client sessions (Raft paper section 8; see docs/CLIENTS.md): the state machine is
+   * wrapped in the session layer and every write is enveloped. Must be the same on every node of
+   * a cluster, from its first entry on (default false).
+   */
+  readonly sessions?: boolean;
+}
+
+/** A client session's place in a write: its id (from registerSession) and this command's serial number. */
+export interface SessionRef {
+  readonly clientId: number;
+  /** 1, 2, 3, ...: a retry of a command reuses its serial; the next command takes the next one. */
+  readonly serial: number;
 }
 
 export interface ClientWriteOptions {
   /** 'committed' (default): answer once a quorum has it durable. 'applied': once applied here, with the result. */
   readonly responseMode?: ResponseMode;
+  readonly timeoutMs?: number;
+  /**
+   * Apply this write exactly once (needs the `sessions` option): a retry with the same clientId and
+   * serial gets the first attempt's result and is not applied again. Implies responseMode 'applied'.
+   */
+  readonly session?: SessionRef;
+}
+
+/**
+ * How a read is served. 'linearizable' (default): read-index, confirmed by a quorum round without
+ * writing to the log. 'lease': from the leader's lease while it is valid (no round trip; relies on
+ * bounded clock drift, see RaftConfig.leaseClockDriftMarginMs), else as 'linearizable'. 'log': a
+ * blank entry through the log first (slowest, no assumption at all). 'stale': this replica's state
+ * as it is, at once (may be behind; never blocks).
+ */
+export type ReadConsistencyLevel = 'linearizable' | 'lease' | 'log' | 'stale';
+
+export interface ClientReadOptions {
+  readonly consistency?: ReadConsistencyLevel;
   readonly timeoutMs?: number;
 }
 
@@ -103,6 +148,14 @@ class NodeController implements Actor<ControllerMsg> {
   }
 }
 
+function validSession(s: unknown): SessionRef {
+  const v = s as Partial<SessionRef> | null;
+  if (v === null || typeof v !== 'object') throw new MalformedMessageError('session must be { clientId, serial }');
+  if (!Number.isSafeInteger(v.clientId) || (v.clientId as number) < 1) throw new MalformedMessageError(`session clientId must be an id from registerSession, got ${String(v.clientId)}`);
+  if (!Number.isSafeInteger(v.serial) || (v.serial as number) < 1) throw new MalformedMessageError(`session serial must be an integer >= 1, got ${String(v.serial)}`);
+  return { clientId: v.clientId as number, serial: v.serial as number };
+}
+
 export class RaftNode {
   private constructor(
     readonly id: NodeId,
@@ -112,6 +165,8 @@ export class RaftNode {
     private readonly raft: ActorRef<RaftMsg>,
     private readonly applyRef: ActorRef<ApplyMsg>,
     private readonly metricsActor: MetricsActor,
+    /** Whether writes are session envelopes (RaftNodeOptions.sessions). */
+    readonly sessions: boolean = false,
   ) {}
 
   /** Spawns a node. Config is validated first (InvalidConfigError); the node starts passive (NonVoter when pristine). */
@@ -145,14 +200,16 @@ export class RaftNode {
       await sup.spawn(ids.controller, { factory: () => new NodeController(sup, streamSpec, raftAt, ids.streamPrefix) }, LOCAL, failNode);
       await sup.spawn(ids.storage, opts.storage ?? { module: MEMORY_STORAGE_MODULE, export: 'createMemoryStorage', args: {} }, storageAt, failNode);
       const sm = opts.stateMachine;
+      const sessions = opts.sessions === true;
       const applySpec: ActorSpec = 'factory' in sm
-        ? { factory: () => new ApplyActor(sm.factory(), raftId, ids.storage) }
-        : { module: APPLY_ACTOR_MODULE, export: 'createApplyActor', args: { raftActorId: raftId, stateMachine: sm, storageActorId: ids.storage } satisfies ApplyArgs };
+        ? { factory: () => new ApplyActor(sessions ? withSessions(sm.factory()) : sm.factory(), raftId, ids.storage) }
+        : { module: APPLY_ACTOR_MODULE, export: 'createApplyActor', args: { raftActorId: raftId, stateMachine: sm, storageActorId: ids.storage, sessions } satisfies ApplyArgs };
       const applyRef = await sup.spawn<ApplyMsg>(ids.apply, applySpec, applyAt, failNode);
       await sup.spawn(ids.network, opts.network, raftAt, { kind: 'restart', backoffMs: { initial: 10, max: 1000 }, maxRestarts: 20 });
-      const raft = await sup.spawn<RaftMsg>(raftId, { module: RAFT_ACTOR_MODULE, export: 'createRaftActor', args: { id, config, ids } satisfies RaftActorArgs }, raftAt, failNode);
+      const raftArgs: RaftActorArgs = { id, config, ids, forwardToLeader: opts.forwardToLeader === true, sessions };
+      const raft = await sup.spawn<RaftMsg>(raftId, { module: RAFT_ACTOR_MODULE, export: 'createRaftActor', args: raftArgs }, raftAt, failNode);
       if (opts.onFailed) sup.on('failed', opts.onFailed);
-      return new RaftNode(id, config, system, sup, raft, applyRef, metrics);
+      return new RaftNode(id, config, system, sup, raft, applyRef, metrics, sessions);
     } catch (err) {
       await sup.stop();
       throw err;
@@ -196,12 +253,6 @@ export class RaftNode {
   }
 
   /**
-   * Proposes a command. On a node that is not the leader it rejects with ForwardToLeaderError
-   * (carrying the leader's id when known). ProposalDroppedError: never applied, safe to retry.
-   * NodeStoppedError, NodeRemovedError (the node left the cluster while the write waited) or a
-   * timeout: outcome unknown.
-   */
-  /**
    * Takes a snapshot of the state machine now (seed 002's manual trigger) and resolves with its
    * SnapshotMeta once it is durable; the log behind it is then purged (keeping snapshotKeepEntries).
    * Rejects with NotAllowedError when the state machine has no snapshot()/restore() or a leader's
@@ -211,13 +262,107 @@ export class RaftNode {
     return this.askRaft<SnapshotMeta>({ type: 'snapshotNow' }, opts.timeoutMs ?? 120_000);
   }
 
+  /**
+   * Proposes a command. On a node that is not the leader it rejects with ForwardToLeaderError
+   * (carrying the leader's id when known), unless the node forwards (forwardToLeader).
+   * ProposalDroppedError: never applied, safe to retry. LeaderTransferInProgressError: nothing
+   * appended, retry on the new leader. NodeStoppedError, NodeRemovedError (the node left the
+   * cluster while the write waited) or a timeout: outcome unknown; retry with the same session
+   * serial to have it applied exactly once (`opts.session`).
+   *
+   * @example
+   * const clientId = await node.registerSession();
+   * await node.clientWrite(cmd, { session: { clientId, serial: 1 } }); // a retry of serial 1 is applied once
+   */
   async clientWrite(payload: Uint8Array, opts: ClientWriteOptions = {}): Promise<ClientWriteResponse> {
     if (!(payload instanceof Uint8Array)) throw new MalformedMessageError('payload must be a Uint8Array');
     // Refused before it is cloned to the Raft actor's thread: copying tens of MB only to refuse them stalls both threads.
     if (payload.byteLength > MAX_PAYLOAD_BYTES) throw new MalformedMessageError(`payload of ${payload.byteLength} bytes exceeds ${MAX_PAYLOAD_BYTES}`);
     // Only an absent mode defaults; anything else given is validated by the Raft actor.
-    const responseMode = opts.responseMode === undefined ? 'committed' : opts.responseMode;
-    return this.askRaft<ClientWriteResponse>({ type: 'clientWrite', payload, responseMode }, opts.timeoutMs ?? 30_000);
+    let responseMode = opts.responseMode === undefined ? 'committed' : opts.responseMode;
+    let proposal = payload;
+    if (opts.session !== undefined) {
+      if (!this.sessions) throw new NotAllowedError('client sessions need the node option sessions: true');
+      const { clientId, serial } = validSession(opts.session);
+      proposal = encodeCommand(clientId, serial, payload);
+      responseMode = 'applied'; // the original response is what exactly-once returns
+    } else if (this.sessions) {
+      proposal = encodePlain(payload);
+    }
+    const res = await this.askRaft<ClientWriteResponse>({ type: 'clientWrite', payload: proposal, responseMode }, opts.timeoutMs ?? 30_000);
+    const sessionError = this.sessions ? sessionErrorOf(res.result) : null;
+    if (sessionError !== null) throw sessionError;
+    return res;
+  }
+
+  /**
+   * Opens a client session (needs the `sessions` option) and resolves with its client id: the log
+   * index of its registration, the same on every replica. The session expires after `timeoutMs`
+   * (default 1 hour) of log time without a command; a command of an expired session rejects with
+   * SessionExpiredError and is not applied.
+   */
+  async registerSession(opts: { timeoutMs?: number; requestTimeoutMs?: number } = {}): Promise<number> {
+    if (!this.sessions) throw new NotAllowedError('client sessions need the node option sessions: true');
+    const res = await this.askRaft<ClientWriteResponse>({ type: 'clientWrite', payload: encodeRegister(opts.timeoutMs ?? 3_600_000), responseMode: 'applied' }, opts.requestTimeoutMs ?? 30_000);
+    const r = res.result as { clientId?: unknown } | undefined;
+    if (isSessionErrorResult(r) || typeof r?.clientId !== 'number') throw sessionErrorOf(r) ?? new MalformedMessageError('the state machine did not register the session');
+    return r.clientId;
+  }
+
+  /**
+   * Reads this node's state machine (StateMachine.query) at the consistency asked for (see
+   * ReadConsistencyLevel; default 'linearizable'). On a node that is not the leader a linearizable
+   * read rejects with ForwardToLeaderError unless the node forwards (forwardToLeader).
+   *
+   * @example
+   * const v = await node.clientRead({ key: 'a' });                           // read-index
+   * const w = await node.clientRead({ key: 'a' }, { consistency: 'lease' }); // no round trip while the lease holds
+   */
+  async clientRead<R = unknown>(query: unknown, opts: ClientReadOptions = {}): Promise<R> {
+    const consistency = opts.consistency ?? 'linearizable';
+    if (consistency !== 'stale') await this.ensureLinearizable({ consistency, timeoutMs: opts.timeoutMs });
+    return this.query<R>(query);
+  }
+
+  /**
+   * Waits until a read of this node's state machine is linearizable (thesis 6.4): the leader
+   * confirmed its leadership with a quorum (batched with other reads) or holds a valid lease, and
+   * this node has applied through the read index. Resolves with that index and the leader's term.
+   */
+  async ensureLinearizable(opts: { consistency?: Exclude<ReadConsistencyLevel, 'stale'>; timeoutMs?: number } = {}): Promise<ReadIndexResponse> {
+    const level = opts.consistency ?? 'linearizable';
+    const consistency = level === 'linearizable' ? 'index' : level;
+    if (consistency !== 'index' && consistency !== 'lease' && consistency !== 'log') throw new MalformedMessageError(`consistency must be 'linearizable', 'lease', 'log' or 'stale', got ${String(level)}`);
+    return this.askRaft<ReadIndexResponse>({ type: 'clientRead', consistency }, opts.timeoutMs ?? 30_000);
+  }
+
+  /**
+   * Hands leadership to voter `to` (thesis 3.10): the leader stops taking writes
+   * (LeaderTransferInProgressError), brings `to` up to date, and sends it TimeoutNow; resolves once
+   * `to` is known to lead. Rejects with NodeNotLeaderError, or LeaderTransferError: 'not-a-voter',
+   * 'in-progress', 'timeout' (not caught up, or not elected, within `timeoutMs`, default 10
+   * election timeouts), 'superseded', 'leadership-lost'.
+   */
+  async transferLeadership(to: number, opts: { timeoutMs?: number } = {}): Promise<TransferResult> {
+    if (!Number.isSafeInteger(to) || to < 1) throw new MalformedMessageError(`transfer target must be a node id, got ${String(to)}`);
+    const timeoutMs = opts.timeoutMs ?? 10 * this.config.electionTimeoutMaxMs;
+    if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) throw new MalformedMessageError(`timeoutMs must be a positive number, got ${String(timeoutMs)}`);
+    return this.askRaft<TransferResult>({ type: 'transferLeadership', to, timeoutMs }, timeoutMs + 5_000);
+  }
+
+  /**
+   * Starts an election now (manual trigger). With preVote on (the default) it is a pre-vote round
+   * first, which fails while the followers hold a healthy leader's lease: use transferLeadership to
+   * move leadership. NotAllowedError on the leader or a non-voter.
+   */
+  async electNow(): Promise<void> { await this.askRaft({ type: 'electNow' }, 10_000); }
+
+  /**
+   * Sends a heartbeat to every follower now (manual trigger) and resolves with the term once a
+   * quorum answered it: leadership is confirmed as of now. Leader only (ForwardToLeaderError).
+   */
+  async heartbeatNow(opts: { timeoutMs?: number } = {}): Promise<Term> {
+    return this.askRaft<Term>({ type: 'heartbeatNow' }, opts.timeoutMs ?? 10_000);
   }
 
   /**

@@ -18,6 +18,7 @@ import type { LogIndex, Membership, SnapshotMeta, Term } from '../raft/core/type
 import type { StorageMsg } from '../../storage/storage';
 import type { StateMachine, StateMachineSpec } from './state-machine';
 import { packSnapshot, unpackSnapshot } from '../../runtime/cpu-pool';
+import { withSessions } from './sessions';
 
 /** Where a snapshot of the state at `index` sits in the log, as the Raft core knows it. */
 export interface SnapshotPoint {
@@ -60,6 +61,8 @@ export interface ApplyArgs {
   readonly stateMachine: StateMachineSpec;
   /** The node's storage actor, which holds snapshots. */
   readonly storageActorId?: string;
+  /** Wrap the state machine in the client-session layer (exactly-once writes; see sessions.ts). */
+  readonly sessions?: boolean;
 }
 
 /** Largest chunk read back from storage when none is given. */
@@ -228,6 +231,6 @@ export function createApplyActor(args: ApplyArgs): ApplyActor {
   const sm: StateMachine = 'factory' in spec
     ? spec.factory()
     : (require(spec.module) as Record<string, (a: unknown) => StateMachine>)[spec.export](spec.args);
-  return new ApplyActor(sm, args.raftActorId, args.storageActorId);
+  return new ApplyActor(args.sessions === true ? withSessions(sm) : sm, args.raftActorId, args.storageActorId);
 }
 export const APPLY_ACTOR_MODULE = __filename;

@@ -24,6 +24,13 @@ export interface RaftMetrics {
   readonly configChange: ConfigChangeStatus | null;
   /** The last index the latest snapshot covers (0: none); the log is compacted behind it. */
   readonly snapshotIndex: LogIndex;
+  /** Pre-vote rounds and real elections this node started since it started. */
+  readonly preVoteRounds: number;
+  readonly electionsStarted: number;
+  /** Read-index confirmation rounds started; each confirms a batch of linearizable reads. */
+  readonly readIndexRounds: number;
+  /** On the leader: the node a leadership transfer hands over to, while it runs; else null. */
+  readonly transferTarget: NodeId | null;
 }
 
 export type MetricsMsg =
@@ -74,7 +81,8 @@ export const METRICS_ACTOR_MODULE = __filename;
 export function isSignificantChange(a: RaftMetrics | null, b: RaftMetrics): boolean {
   return a === null || a.state !== b.state || a.currentLeader !== b.currentLeader || a.currentTerm !== b.currentTerm
     || a.membership !== b.membership || isMembershipCommitted(a) !== isMembershipCommitted(b)
-    || a.configChange?.phase !== b.configChange?.phase || a.configChange?.awaiting.length !== b.configChange?.awaiting.length;
+    || a.configChange?.phase !== b.configChange?.phase || a.configChange?.awaiting.length !== b.configChange?.awaiting.length
+    || a.transferTarget !== b.transferTarget;
 }
 
 /** True once the config in force is committed (or was never in the log: pristine, or InitWithConfig's before its entry). */

@@ -5,15 +5,24 @@
  * is handed to storage and to every stream in the same turn, and the actor takes the next batch
  * at once; commit, apply and the client's answer happen off that path.
  */
+import { deserialize, serialize } from 'node:v8';
 import type { Logger } from 'pino';
 import type { Actor, ActorContext, ActorRef, TimerId } from '../../runtime/actor';
 import { DeferredReply, replyError } from '../../runtime/actor';
-import { decodeEntries, decodeRequest, decodeResponse, encodeEntries, encodeRequest, encodeResponse, MAX_PAYLOAD_BYTES } from './codec';
+import {
+  decodeClientRequest, decodeClientResponse, decodeEntries, decodeRequest, decodeResponse, encodeClientRequest, encodeClientResponse,
+  encodeEntries, encodeRequest, encodeResponse, isClientRequest, MAX_PAYLOAD_BYTES, type ClientRequest, type ClientResponse,
+} from './codec';
 import { RaftCore } from './core/core';
 import type { RaftConfig } from './core/config';
-import { ForwardToLeaderError, MalformedMessageError, NodeRemovedError, NodeStoppedError, NotAllowedError, ProposalDroppedError, ProposalOutcomeUnknownError } from './core/errors';
+import {
+  ForwardToLeaderError, LeaderTransferInProgressError, MalformedMessageError, NodeRemovedError, NodeStoppedError, NotAllowedError,
+  ProposalDroppedError, ProposalOutcomeUnknownError,
+} from './core/errors';
 import '../errors-registry';
+import { reviveError } from '../../runtime/errors';
 import type { Command, CoreStatus } from './core/io';
+import { stampLogTime } from '../apply/sessions';
 import { validateConfigChangeRequest, type ConfigChangeRequest } from './core/config-change';
 import { snapshotMetaOf, type InstallSnapshotRequest, type LogIndex, type Membership, type NodeId, type SnapshotMeta, type Term } from './core/types';
 import type { AppliedMsg, ApplyMsg } from '../apply/apply-actor';
@@ -39,9 +48,34 @@ export interface ConfigChangeResult {
   readonly membership: Membership;
 }
 
+/**
+ * How a read is made linearizable: 'index' (read-index: a quorum round, no log write), 'lease' (the
+ * leader's lease when valid, else as 'index'; clock-dependent), 'log' (a blank entry through the
+ * log, then the read: slowest, always correct).
+ */
+export type ReadConsistency = 'index' | 'lease' | 'log';
+
+/** What a confirmed read resolves to: the state machine here has applied through `readIndex`. */
+export interface ReadIndexResponse {
+  readonly readIndex: LogIndex;
+  /** The term of the leader that confirmed it. */
+  readonly term: Term;
+}
+
+/** A leader transfer that worked: `leader` now leads. */
+export interface TransferResult { readonly leader: NodeId }
+
 export type RaftMsg =
   | InboundRpc
   | { readonly type: 'clientWrite'; readonly payload: Uint8Array; readonly responseMode: ResponseMode }
+  /** Answer: ReadIndexResponse once this node's state machine has applied through the read index. */
+  | { readonly type: 'clientRead'; readonly consistency: ReadConsistency }
+  /** Answer: TransferResult, or LeaderTransferError / NodeNotLeaderError. */
+  | { readonly type: 'transferLeadership'; readonly to: number; readonly timeoutMs: number }
+  /** Answer: undefined once the election (or pre-vote round) started. */
+  | { readonly type: 'electNow' }
+  /** Answer: the term, once a quorum answered a heartbeat sent now. */
+  | { readonly type: 'heartbeatNow' }
   | { readonly type: 'initWithConfig'; readonly members: readonly number[] }
   /** Answer: ConfigChangeResult once the final config commits, or a typed error (see RaftNode.proposeConfigChange). */
   | { readonly type: 'proposeConfigChange'; readonly change: ConfigChangeRequest }
@@ -59,6 +93,8 @@ export type RaftMsg =
   | { readonly type: 'snapshotChunkRefused'; readonly reqId: number; readonly error: Error }
   /** Internal: our snapshot is durable (meta), or its creation failed (error). */
   | { readonly type: 'snapshotDone'; readonly meta: SnapshotMeta | null; readonly error: Error | null }
+  /** Internal: the leader answered a client request we forwarded (bytes), or could not be asked (error). */
+  | { readonly type: 'forwarded'; readonly id: number; readonly bytes: Uint8Array | null; readonly error: Error | null }
   | StreamReport
   | AppliedMsg;
 
@@ -79,14 +115,37 @@ export interface RaftActorArgs {
   readonly id: number;
   readonly config: RaftConfig;
   readonly ids: RaftActorIds;
+  /**
+   * Forward client writes and reads that reach a non-leader to the leader through the network
+   * actor (RaftNodeOptions.forwardToLeader) instead of answering ForwardToLeaderError.
+   */
+  readonly forwardToLeader?: boolean;
+  /** Payloads are session envelopes (RaftNodeOptions.sessions): the leader stamps its clock into each before proposing. */
+  readonly sessions?: boolean;
 }
+
+/** What a pending write answers: a client here, or a node that forwarded the write (bytes of a ClientResponse). */
+type WriteReply = Pick<DeferredReply<ClientWriteResponse>, 'resolve' | 'reject'>;
 
 interface PendingWrite {
   readonly index: LogIndex;
   readonly term: Term;
   readonly mode: ResponseMode;
-  readonly reply: DeferredReply<ClientWriteResponse>;
+  readonly reply: WriteReply;
 }
+
+/** A client request on its way to the leader (forwardToLeader), or waiting for one to be known. */
+interface Forward {
+  readonly req: ClientRequest;
+  /** Answers the client with the leader's ClientResponse. */
+  readonly settle: (resp: ClientResponse) => void;
+  readonly reject: (err: Error) => void;
+  /** Hops left: a node that stopped leading names another; a few redirects, then the error goes to the client. */
+  hops: number;
+}
+
+/** Most redirects a forwarded request follows before its error goes to the client. */
+const MAX_FORWARD_HOPS = 3;
 
 /** What `RaftActor.inspect` shows: the core's status and the term of any index in its log. */
 export interface RaftInspection {
@@ -113,7 +172,18 @@ export class RaftActor implements Actor<RaftMsg> {
   private readonly pendingChanges = new Map<number, DeferredReply<ConfigChangeResult>>();
   private nextReqId = 1;
   /** Client writes waiting for their batch to be proposed. */
-  private queuedWrites: { payload: Uint8Array; mode: ResponseMode; reply: DeferredReply<ClientWriteResponse> }[] = [];
+  private queuedWrites: { payload: Uint8Array; mode: ResponseMode; reply: WriteReply }[] = [];
+  /** Reads (and heartbeatNow) by the core's read id, answered with the read index once confirmed and applied here. */
+  private readonly pendingReads = new Map<number, (ready: { readIndex: LogIndex; error: Error | null }) => void>();
+  private nextReadId = 1;
+  /** Confirmed reads (forwarded, or through the log) waiting for our state machine to reach their index. */
+  private awaitingApply: { index: LogIndex; resolve: () => void }[] = [];
+  private readonly pendingTransfers = new Map<number, DeferredReply<TransferResult>>();
+  private nextTransferId = 1;
+  /** Forwarded client requests in flight, by id; and those waiting for a leader to be known. */
+  private readonly forwards = new Map<number, Forward>();
+  private awaitingLeader: Forward[] = [];
+  private nextForwardId = 1;
   private flushScheduled = false;
   /** Proposed writes awaiting commit or apply, in index order. */
   private pending: PendingWrite[] = [];
@@ -153,7 +223,10 @@ export class RaftActor implements Actor<RaftMsg> {
       id: this.args.id as NodeId,
       config: this.args.config,
       random: ctx.random,
-      initial: { hardState: stored.hardState, entries: decodeEntries(stored.entries), lastApplied: (lastApplied ?? 0) as LogIndex, snapshot: stored.snapshot ?? null },
+      initial: {
+        hardState: stored.hardState, entries: decodeEntries(stored.entries), lastApplied: (lastApplied ?? 0) as LogIndex,
+        snapshot: stored.snapshot ?? null, firstIndex: stored.firstIndex,
+      },
       nowMs: ctx.clock.now(),
     });
     const s = this.core.status();
@@ -183,6 +256,14 @@ export class RaftActor implements Actor<RaftMsg> {
     for (const r of this.pendingRpcs.values()) r.reject(gone);
     for (const r of this.pendingChanges.values()) r.reject(gone);
     for (const r of this.snapshotting?.waiters ?? []) r.reject(gone);
+    for (const r of this.pendingReads.values()) r({ readIndex: 0 as LogIndex, error: gone });
+    for (const r of this.pendingTransfers.values()) r.reject(gone);
+    for (const f of [...this.forwards.values(), ...this.awaitingLeader]) f.reject(gone);
+    this.pendingReads.clear();
+    this.pendingTransfers.clear();
+    this.forwards.clear();
+    this.awaitingLeader = [];
+    this.awaitingApply = [];
     this.snapshotting = null;
     this.pending = [];
     this.queuedWrites = [];
@@ -217,7 +298,7 @@ export class RaftActor implements Actor<RaftMsg> {
       case 'logPersisted': return this.core.step({ type: 'logPersisted', index: msg.index });
       case 'hardStatePersisted': return this.core.step({ type: 'hardStatePersisted', seq: msg.seq });
       case 'voteResponse': return this.onVoteResponse(msg.from, msg.bytes, msg.requestTerm);
-      case 'replicated': return this.core.step({ type: 'replicated', peer: msg.peer, leaderTerm: msg.leaderTerm, matchIndex: msg.matchIndex });
+      case 'replicated': return this.core.step({ type: 'replicated', peer: msg.peer, leaderTerm: msg.leaderTerm, matchIndex: msg.matchIndex, round: msg.round, sentAtMs: msg.sentAtMs });
       case 'higherTerm': return this.core.step({ type: 'higherTerm', term: msg.term });
       case 'streamStart':
         // A stream of a peer that is no longer a target stays idle until the controller stops it.
@@ -228,6 +309,7 @@ export class RaftActor implements Actor<RaftMsg> {
       case 'applied':
         this.core.step({ type: 'applied', index: msg.index });
         this.settleApplied(msg);
+        this.settleAwaitingApply();
         return this.maybeSnapshot();
       case 'snapshotNow': return this.onSnapshotNow();
       case 'snapshotChunkStored':
@@ -240,6 +322,13 @@ export class RaftActor implements Actor<RaftMsg> {
         return undefined;
       }
       case 'snapshotDone': return this.onSnapshotDone(msg.meta, msg.error);
+      case 'clientRead': return this.onClientRead(msg.consistency);
+      case 'transferLeadership': return this.onTransferLeadership(msg.to, msg.timeoutMs);
+      case 'electNow':
+        try { this.core.electNow(); } catch (err) { return replyError(err as Error); }
+        return undefined;
+      case 'heartbeatNow': return this.onHeartbeatNow();
+      case 'forwarded': return this.onForwarded(msg.id, msg.bytes, msg.error);
       default: {
         const never: never = msg;
         return replyError(new MalformedMessageError(`unknown message type ${JSON.stringify((never as { type?: unknown }).type)}`));
@@ -263,6 +352,7 @@ export class RaftActor implements Actor<RaftMsg> {
   // ---- inputs ----
 
   private onRpc(bytes: Uint8Array): unknown {
+    if (isClientRequest(bytes)) return this.onForwardedRequest(bytes);
     let req;
     try { req = decodeRequest(bytes); } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'refused a malformed RPC');
@@ -273,6 +363,7 @@ export class RaftActor implements Actor<RaftMsg> {
     this.pendingRpcs.set(reqId, reply);
     if (req.type === 'appendEntries') this.core.step({ type: 'appendEntries', reqId, req });
     else if (req.type === 'installSnapshot') this.core.step({ type: 'installSnapshot', reqId, req });
+    else if (req.type === 'timeoutNow') this.core.step({ type: 'timeoutNow', reqId, req });
     else this.core.step({ type: 'vote', reqId, req });
     return reply;
   }
@@ -299,9 +390,21 @@ export class RaftActor implements Actor<RaftMsg> {
     if (batch.length === 0) return;
     let res;
     try {
+      if (this.args.sessions === true && this.core.status().role === 'Leader') {
+        // Log time for session expiry (sessions.ts): the leader's clock, written into the entry.
+        const now = Math.floor(this.ctx.clock.now());
+        for (const w of batch) stampLogTime(w.payload, now);
+      }
       res = this.core.propose(batch.map((w) => w.payload));
     } catch (err) {
-      if (!(err instanceof ForwardToLeaderError)) throw err;
+      if (err instanceof ForwardToLeaderError && this.args.forwardToLeader === true) {
+        for (const w of batch) {
+          if (NO_FORWARD in w.reply) w.reply.reject(err);
+          else this.forwardWrite(w.payload, w.mode, w.reply);
+        }
+        return;
+      }
+      if (!(err instanceof ForwardToLeaderError) && !(err instanceof LeaderTransferInProgressError) && !(err instanceof RangeError)) throw err;
       for (const w of batch) w.reply.reject(err);
       return;
     }
@@ -352,6 +455,7 @@ export class RaftActor implements Actor<RaftMsg> {
 
   private afterStep(): void {
     for (const cmd of this.core.takeCommands()) this.execute(cmd);
+    if (this.awaitingLeader.length > 0) this.dispatchForwards();
     this.scheduleTick();
     this.publishMetrics(false);
   }
@@ -389,7 +493,7 @@ export class RaftActor implements Actor<RaftMsg> {
         return;
       }
       case 'startReplication':
-        this.leadParams = { term: cmd.term, nextIndex: cmd.nextIndex, commitIndex: cmd.commitIndex, lastLogIndex: (cmd.nextIndex - 1) as LogIndex };
+        this.leadParams = { term: cmd.term, nextIndex: cmd.nextIndex, commitIndex: cmd.commitIndex, lastLogIndex: (cmd.nextIndex - 1) as LogIndex, round: cmd.round };
         this.setTargets(cmd.targets);
         for (const t of this.readyStreams) this.streamRef(t).tell({ type: 'lead', params: this.leadParams });
         return;
@@ -460,6 +564,52 @@ export class RaftActor implements Actor<RaftMsg> {
         this.log.info({ index: cmd.meta.lastIncludedIndex, snapshot: cmd.meta.id }, 'restoring the state machine from a snapshot');
         this.apply.ask({ type: 'restore', meta: cmd.meta, maxChunkBytes: this.args.config.snapshotMaxChunkBytes }, Infinity).catch(crash);
         return;
+      case 'heartbeatRound':
+        if (this.leadParams !== null) this.leadParams = { ...this.leadParams, round: cmd.round };
+        for (const t of this.readyStreams) this.streamRef(t).tell({ type: 'heartbeatNow', round: cmd.round });
+        return;
+      case 'sendTimeoutNow': {
+        const timeoutMs = this.args.config.electionTimeoutMinMs;
+        this.log.info({ to: cmd.to }, 'leader transfer: target caught up, sending TimeoutNow');
+        this.network.ask<Uint8Array>({ type: 'send', target: cmd.to, rpc: encodeRequest(cmd.req), timeoutMs }, timeoutMs + 50).then(
+          (bytes) => {
+            try {
+              const resp = decodeResponse(bytes);
+              if (resp.term > cmd.req.term) self.tell({ type: 'higherTerm', term: resp.term });
+            } catch (err) {
+              this.log.warn({ to: cmd.to, err: (err as Error).message }, 'dropped a malformed TimeoutNow response');
+            }
+          },
+          (err: Error) => this.log.info({ to: cmd.to, err: err.message }, 'TimeoutNow not answered; the transfer may time out'),
+        );
+        return;
+      }
+      case 'readsReady':
+        for (const id of cmd.ids) {
+          const r = this.pendingReads.get(id);
+          this.pendingReads.delete(id);
+          r?.({ readIndex: cmd.readIndex, error: null });
+        }
+        return;
+      case 'readsFailed':
+        for (const id of cmd.ids) {
+          const r = this.pendingReads.get(id);
+          this.pendingReads.delete(id);
+          r?.({ readIndex: 0 as LogIndex, error: cmd.error });
+        }
+        return;
+      case 'transferSettled': {
+        const r = this.pendingTransfers.get(cmd.id);
+        this.pendingTransfers.delete(cmd.id);
+        if (cmd.outcome.ok) {
+          this.log.info({ id: cmd.id, leader: cmd.outcome.leader }, 'leader transfer done');
+          r?.resolve({ leader: cmd.outcome.leader });
+        } else {
+          this.log.warn({ id: cmd.id, err: cmd.outcome.error.message }, 'leader transfer failed');
+          r?.reject(cmd.outcome.error);
+        }
+        return;
+      }
       case 'configChangeSettled': {
         const r = this.pendingChanges.get(cmd.id);
         this.pendingChanges.delete(cmd.id);
@@ -532,6 +682,191 @@ export class RaftActor implements Actor<RaftMsg> {
       p.reply.resolve({ index: p.index, term: p.term, result: msg.results[p.index - msg.firstIndex] });
     }
     if (i > 0) this.pending = this.pending.slice(i);
+  }
+
+  // ---- reads, leader transfer, forwarding (thesis 6.4, 3.10) ----
+
+  /**
+   * A linearizable read: answered with the read index once this node's state machine has applied
+   * through it (the caller then queries the state machine). On the leader by read-index, lease or
+   * the log; elsewhere forwarded to the leader (forwardToLeader), or ForwardToLeaderError.
+   */
+  private onClientRead(consistency: ReadConsistency): unknown {
+    if (consistency !== 'index' && consistency !== 'lease' && consistency !== 'log') {
+      return replyError(new MalformedMessageError(`read consistency must be 'index', 'lease' or 'log', got ${String(consistency)}`));
+    }
+    const reply = new DeferredReply<ReadIndexResponse>();
+    const s = this.core.status();
+    if (s.role !== 'Leader') {
+      if (this.args.forwardToLeader !== true) return replyError(new ForwardToLeaderError(s.currentLeader));
+      this.forward({ type: 'forwardRead', from: this.args.id as NodeId }, (resp) => {
+        if (resp.type === 'clientError') { reply.reject(this.clientError(resp)); return; }
+        this.whenApplied(resp.index, () => reply.resolve({ readIndex: resp.index, term: resp.term }));
+      }, (err) => reply.reject(err));
+      return reply;
+    }
+    if (consistency === 'log') return this.readThroughLog(reply);
+    try {
+      this.startRead(consistency, (r) => (r.error !== null ? reply.reject(r.error) : reply.resolve({ readIndex: r.readIndex, term: s.currentTerm })));
+    } catch (err) {
+      return replyError(err as Error);
+    }
+    return reply;
+  }
+
+  /** Starts a core read; `done` gets the read index once confirmed and applied here, or the error. */
+  private startRead(mode: 'index' | 'lease', done: (r: { readIndex: LogIndex; error: Error | null }) => void): void {
+    const id = this.nextReadId++;
+    this.core.read(id, mode); // throws ForwardToLeaderError / NotAllowedError before anything is registered
+    this.pendingReads.set(id, done);
+  }
+
+  /** The always-correct mode: a blank entry goes through the log; once it is applied here, the read is served. */
+  private readThroughLog(reply: DeferredReply<ReadIndexResponse>): unknown {
+    let res;
+    try { res = this.core.proposeBlank(); } catch (err) { return replyError(err as Error); }
+    this.insertPending({
+      index: res.lastIndex, term: res.term, mode: 'applied',
+      reply: { resolve: () => reply.resolve({ readIndex: res.lastIndex, term: res.term }), reject: (err) => reply.reject(err) },
+    });
+    return reply;
+  }
+
+  private onHeartbeatNow(): unknown {
+    const reply = new DeferredReply<Term>();
+    const term = this.core.status().currentTerm;
+    try {
+      this.startRead('index', (r) => (r.error !== null ? reply.reject(r.error) : reply.resolve(term)));
+    } catch (err) {
+      return replyError(err as Error);
+    }
+    return reply;
+  }
+
+  private onTransferLeadership(to: unknown, timeoutMs: unknown): unknown {
+    if (typeof to !== 'number' || !Number.isSafeInteger(to) || to < 1) return replyError(new MalformedMessageError(`transfer target must be a node id, got ${String(to)}`));
+    if (typeof timeoutMs !== 'number' || !(timeoutMs > 0) || !Number.isFinite(timeoutMs)) return replyError(new MalformedMessageError(`transfer timeoutMs must be a positive number, got ${String(timeoutMs)}`));
+    const id = this.nextTransferId++;
+    const reply = new DeferredReply<TransferResult>();
+    this.pendingTransfers.set(id, reply);
+    try {
+      this.core.transferLeadership(id, to as NodeId, timeoutMs);
+    } catch (err) {
+      this.pendingTransfers.delete(id);
+      return replyError(err as Error);
+    }
+    this.log.info({ to, timeoutMs }, 'leader transfer started');
+    return reply;
+  }
+
+  /** Runs `fn` once our state machine has applied through `index` (at once if it has). */
+  private whenApplied(index: LogIndex, fn: () => void): void {
+    if (this.core.status().lastApplied >= index) { fn(); return; }
+    this.awaitingApply.push({ index, resolve: fn });
+  }
+
+  private settleAwaitingApply(): void {
+    if (this.awaitingApply.length === 0) return;
+    const applied = this.core.status().lastApplied;
+    const ready = this.awaitingApply.filter((w) => w.index <= applied);
+    if (ready.length === 0) return;
+    this.awaitingApply = this.awaitingApply.filter((w) => w.index > applied);
+    for (const w of ready) w.resolve();
+  }
+
+  // Forwarding: the follower's side.
+
+  private forwardWrite(payload: Uint8Array, mode: ResponseMode, reply: WriteReply): void {
+    this.forward({ type: 'forwardWrite', from: this.args.id as NodeId, payload, responseMode: mode }, (resp) => {
+      if (resp.type === 'clientError') { reply.reject(this.clientError(resp)); return; }
+      reply.resolve({ index: resp.index, term: resp.term, ...(resp.result !== undefined ? { result: deserialize(resp.result) as unknown } : {}) });
+    }, (err) => reply.reject(err));
+  }
+
+  private forward(req: ClientRequest, settle: (resp: ClientResponse) => void, reject: (err: Error) => void): void {
+    this.awaitingLeader.push({ req, settle, reject, hops: MAX_FORWARD_HOPS });
+    this.dispatchForwards();
+  }
+
+  /** Sends forwarded requests to the leader once one is known; as leader ourselves, handles them here. */
+  private dispatchForwards(): void {
+    const s = this.core.status();
+    if (s.currentLeader === null) return; // kept until a leader is known (the client's own timeout bounds the wait)
+    const batch = this.awaitingLeader;
+    this.awaitingLeader = [];
+    for (const f of batch) {
+      if (s.currentLeader === this.args.id) { this.handleClientRequest(f.req, f.settle); continue; }
+      const id = this.nextForwardId++;
+      this.forwards.set(id, f);
+      const self = this.ctx.self as ActorRef<RaftMsg>;
+      // Writes may wait for a commit: the client's own ask timeout bounds them, this only guards a lost answer.
+      const timeoutMs = 60_000;
+      this.network.ask<Uint8Array>({ type: 'send', target: s.currentLeader, rpc: encodeClientRequest(f.req), timeoutMs }, timeoutMs + 100).then(
+        (bytes) => self.tell({ type: 'forwarded', id, bytes, error: null }),
+        (error: Error) => self.tell({ type: 'forwarded', id, bytes: null, error }),
+      );
+    }
+  }
+
+  private onForwarded(id: number, bytes: Uint8Array | null, error: Error | null): void {
+    const f = this.forwards.get(id);
+    if (f === undefined) return;
+    this.forwards.delete(id);
+    if (bytes === null) { f.reject(error ?? new Error('forwarded request failed')); return; }
+    let resp: ClientResponse;
+    try { resp = decodeClientResponse(bytes); } catch (err) { f.reject(err as Error); return; }
+    // The node we asked no longer leads and names another: follow it, a few times at most.
+    if (resp.type === 'clientError' && resp.code === 'ForwardToLeader' && f.hops > 1 && resp.leaderId !== null && resp.leaderId !== this.args.id) {
+      f.hops--;
+      this.awaitingLeader.push(f);
+      this.dispatchForwards();
+      return;
+    }
+    f.settle(resp);
+  }
+
+  private clientError(resp: Extract<ClientResponse, { type: 'clientError' }>): Error {
+    if (resp.code === 'ForwardToLeader') return new ForwardToLeaderError(resp.leaderId);
+    return reviveError({ name: resp.code, message: resp.message, code: resp.code, props: { ...resp.props, leaderId: resp.leaderId } });
+  }
+
+  // Forwarding: the leader's side.
+
+  private onForwardedRequest(bytes: Uint8Array): unknown {
+    let req: ClientRequest;
+    try { req = decodeClientRequest(bytes); } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'refused a malformed forwarded client request');
+      return replyError(err as Error);
+    }
+    const reply = new DeferredReply<Uint8Array>();
+    this.handleClientRequest(req, (resp) => reply.resolve(encodeClientResponse(resp)));
+    return reply;
+  }
+
+  private handleClientRequest(req: ClientRequest, settle: (resp: ClientResponse) => void): void {
+    const fail = (err: Error) => settle({
+      type: 'clientError', code: (err as { code?: string }).code ?? err.name, message: err.message,
+      leaderId: (err as { leaderId?: NodeId | null }).leaderId ?? this.core.status().currentLeader,
+      props: { ...err },
+    });
+    if (req.type === 'forwardRead') {
+      const term = this.core.status().currentTerm;
+      try {
+        this.startRead('index', (r) => (r.error !== null ? fail(r.error) : settle({ type: 'clientOk', index: r.readIndex, term })));
+      } catch (err) { fail(err as Error); }
+      return;
+    }
+    if (req.payload.byteLength > MAX_PAYLOAD_BYTES) { fail(new MalformedMessageError(`payload of ${req.payload.byteLength} bytes exceeds ${MAX_PAYLOAD_BYTES}`)); return; }
+    const reply: WriteReply = {
+      resolve: (r: ClientWriteResponse) => settle({ type: 'clientOk', index: r.index, term: r.term, ...(req.responseMode === 'applied' ? { result: serializeResult(r.result) } : {}) }),
+      reject: (err: Error) => fail(err),
+    };
+    // Not forwarded again from here: a node that is not the leader answers with the leader it knows.
+    this.queuedWrites.push({ payload: req.payload, mode: req.responseMode, reply: this.args.forwardToLeader === true ? noForward(reply) : reply });
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      (this.ctx.self as ActorRef<RaftMsg>).tell({ type: 'flushWrites' });
+    }
   }
 
   // ---- snapshots of our own state machine ----
@@ -622,6 +957,7 @@ export class RaftActor implements Actor<RaftMsg> {
       id: s.id, state: s.role, currentTerm: s.currentTerm, lastLogIndex: s.lastLogIndex, lastApplied: s.lastApplied,
       commitIndex: s.commitIndex, currentLeader: s.currentLeader, membership: s.membership,
       membershipIndex: s.membershipIndex, configChange: s.configChange, snapshotIndex: s.snapshotIndex,
+      preVoteRounds: s.preVoteRounds, electionsStarted: s.electionsStarted, readIndexRounds: s.readIndexRounds, transferTarget: s.transferTarget,
     };
   }
 
@@ -636,6 +972,17 @@ export class RaftActor implements Actor<RaftMsg> {
     this.lastMetrics = m;
     this.metricsRef.tell({ type: 'update', metrics: m });
   }
+}
+
+/** A state machine result as bytes for a forwarded write's answer (node:v8, the structured-clone format). */
+function serializeResult(result: unknown): Uint8Array {
+  try { return serialize(result); } catch { return serialize(undefined); }
+}
+
+/** Marks a forwarded write so flushWrites answers it rather than forwarding it again. */
+const NO_FORWARD = Symbol('noForward');
+function noForward(reply: WriteReply): WriteReply {
+  return Object.assign({ resolve: reply.resolve, reject: reply.reject }, { [NO_FORWARD]: true });
 }
 
 export function createRaftActor(args: RaftActorArgs): RaftActor { return new RaftActor(args); }

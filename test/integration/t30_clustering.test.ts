@@ -77,13 +77,13 @@ for (const placement of PLACEMENTS) {
       for (const id of c.ids) expect(await c.node(id).query({ q: 'get', key: 'after' })).to.equal('healed');
     });
 
-    it('a minority partition cannot elect a leader or commit; the majority keeps going', async () => {
-      const c = cluster = await startKvCluster({ size: 3, placement });
+    it('a minority partition cannot elect a leader or commit; the majority keeps going (pre-vote off: the cut-off node campaigns)', async () => {
+      const c = cluster = await startKvCluster({ size: 3, placement, config: { preVote: false } });
       const leader = await c.waitForLeader({ timeoutMs: 15_000 });
       const follower = c.ids.find((id) => id !== leader)!;
       const startTerm = (await c.node(leader).currentMetrics()).currentTerm;
 
-      // Cut a follower off: it times out and campaigns, but a vote of one is not a majority of three.
+      // Cut a follower off: without pre-vote it times out and campaigns, but a vote of one is not a majority of three.
       c.isolate(follower);
       const campaigning = await waitUntil(c.node(follower), (m) => m.currentTerm > startTerm && m.state === 'Candidate',
         `node ${follower} campaigns`, 15_000);
@@ -106,6 +106,29 @@ for (const placement of PLACEMENTS) {
       for (const id of c.ids) expect(await c.node(id).query({ q: 'get', key: 'majority' }), `node ${id}`).to.equal('ok');
       const ds = await digests(c);
       expect(new Set(ds.map((d) => d.sha256)).size).to.equal(1);
+    });
+
+    it('pre-vote (the default): a cut-off follower never raises its term, and on its return the leader and term stay', async () => {
+      const c = cluster = await startKvCluster({ size: 3, placement });
+      const leader = await c.waitForLeader({ timeoutMs: 15_000 });
+      const follower = c.ids.find((id) => id !== leader)!;
+      const start = await c.node(leader).currentMetrics();
+      const before = await c.node(follower).currentMetrics();
+
+      c.isolate(follower);
+      // Its election timer fires again and again; each time it asks for pre-votes, and nobody answers.
+      const asked = await waitUntil(c.node(follower), (m) => m.preVoteRounds >= before.preVoteRounds + 3, `node ${follower} asks for pre-votes 3 times`, 15_000);
+      expect(asked.currentTerm, 'the cut-off node kept its term').to.equal(start.currentTerm);
+      expect(asked.state).to.equal('Follower');
+      expect(asked.electionsStarted, 'no real election without a quorum of pre-votes').to.equal(before.electionsStarted);
+      const res = await c.node(leader).clientWrite(encodeKv({ op: 'put', key: 'while-away', value: 'x' }), { timeoutMs: 15_000 });
+
+      c.restore(follower);
+      await c.waitForApplied(res.index, { timeoutMs: 15_000 });
+      const after = await c.node(leader).currentMetrics();
+      expect(after.state, 'the leader was not deposed').to.equal('Leader');
+      expect(after.currentTerm, 'no election happened').to.equal(start.currentTerm);
+      expect((await c.node(follower).currentMetrics()).currentLeader).to.equal(leader);
     });
   });
 }

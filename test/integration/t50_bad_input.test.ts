@@ -234,14 +234,17 @@ for (const placement of PLACEMENTS) {
             onFailed: (e) => failures.push(e),
           });
           await node.initWithConfig([1, 2, 3]);
-          // Each election timeout starts a new campaign; no garbage answer can win it, none may end it.
+          // Each election timeout starts a new pre-vote round (InitWithConfig's first campaign is a real
+          // one, in term 1); no garbage answer can win one, none may end them, and the term stays.
           let last: RaftMetrics | null = null;
           try {
-            last = await waitUntil(node, (m) => m.currentTerm >= 4, 'a fourth campaign', 15_000);
+            last = await waitUntil(node, (m) => m.preVoteRounds >= 3, 'a third pre-vote round', 15_000);
           } catch (err) {
             throw new Error(`node did not keep campaigning (${(err as Error).message}); supervisor ${node.state}; failures: ${failures.map((f) => f.message).join('; ')}`);
           }
-          expect(last.state).to.equal('Candidate');
+          expect(last.state).to.equal('Follower');
+          expect(last.currentTerm).to.equal(1);
+          expect(last.electionsStarted).to.equal(1);
           expect(last.currentLeader).to.equal(null);
           expect(node.state).to.equal('running');
           expect(failures).to.deep.equal([]);

@@ -10,8 +10,17 @@ import type { NodeId } from '../../actors/raft/core/types';
 import type { Simulation } from '../../sim/simulation';
 import { leaderOf, withSim } from './sim-helpers';
 
-/** Snapshots every 10 applied entries, 2 kept behind, 64-byte chunks: a transfer of this workload's state takes many chunks. */
-const SNAPSHOT_CONFIG = { snapshotLogsSinceLast: 10, snapshotKeepEntries: 2, snapshotMaxChunkBytes: 64 };
+/**
+ * Snapshots every 10 applied entries, 2 kept behind, 64-byte chunks: a transfer of this workload's
+ * state takes many chunks. A leader's stream keeps the entries it pushed in memory (up to
+ * max(replicationLagThreshold, maxPayloadEntries x maxInflightAppends)); with pre-vote the leader
+ * of the partition is still leading when the follower returns, so that buffer is kept small here,
+ * or the follower would catch up from it without needing the purged entries.
+ */
+const SNAPSHOT_CONFIG = {
+  snapshotLogsSinceLast: 10, snapshotKeepEntries: 2, snapshotMaxChunkBytes: 64,
+  replicationLagThreshold: 4, maxPayloadEntries: 2, maxInflightAppends: 2,
+};
 const put = (i: number) => encodeKv({ op: 'put', key: `k${i % 8}`, value: `value-${i}-${'x'.repeat(24)}` });
 
 /** `n` writes through whichever node leads, each retried across elections. */
