@@ -289,7 +289,8 @@ export class RaftNode {
     } else if (this.sessions) {
       proposal = encodePlain(payload);
     }
-    const res = await this.askRaft<ClientWriteResponse>({ type: 'clientWrite', payload: proposal, responseMode }, opts.timeoutMs ?? 30_000);
+    const timeoutMs = opts.timeoutMs ?? 30_000;
+    const res = await this.askRaft<ClientWriteResponse>({ type: 'clientWrite', payload: proposal, responseMode, timeoutMs }, timeoutMs);
     const sessionError = this.sessions ? sessionErrorOf(res.result) : null;
     if (sessionError !== null) throw sessionError;
     return res;
@@ -303,7 +304,8 @@ export class RaftNode {
    */
   async registerSession(opts: { timeoutMs?: number; requestTimeoutMs?: number } = {}): Promise<number> {
     if (!this.sessions) throw new NotAllowedError('client sessions need the node option sessions: true');
-    const res = await this.askRaft<ClientWriteResponse>({ type: 'clientWrite', payload: encodeRegister(opts.timeoutMs ?? 3_600_000), responseMode: 'applied' }, opts.requestTimeoutMs ?? 30_000);
+    const timeoutMs = opts.requestTimeoutMs ?? 30_000;
+    const res = await this.askRaft<ClientWriteResponse>({ type: 'clientWrite', payload: encodeRegister(opts.timeoutMs ?? 3_600_000), responseMode: 'applied', timeoutMs }, timeoutMs);
     const r = res.result as { clientId?: unknown } | undefined;
     if (isSessionErrorResult(r) || typeof r?.clientId !== 'number') throw sessionErrorOf(r) ?? new MalformedMessageError('the state machine did not register the session');
     return r.clientId;
@@ -333,7 +335,8 @@ export class RaftNode {
     const level = opts.consistency ?? 'linearizable';
     const consistency = level === 'linearizable' ? 'index' : level;
     if (consistency !== 'index' && consistency !== 'lease' && consistency !== 'log') throw new MalformedMessageError(`consistency must be 'linearizable', 'lease', 'log' or 'stale', got ${String(level)}`);
-    return this.askRaft<ReadIndexResponse>({ type: 'clientRead', consistency }, opts.timeoutMs ?? 30_000);
+    const timeoutMs = opts.timeoutMs ?? 30_000;
+    return this.askRaft<ReadIndexResponse>({ type: 'clientRead', consistency, timeoutMs }, timeoutMs);
   }
 
   /**

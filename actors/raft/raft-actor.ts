@@ -67,9 +67,10 @@ export interface TransferResult { readonly leader: NodeId }
 
 export type RaftMsg =
   | InboundRpc
-  | { readonly type: 'clientWrite'; readonly payload: Uint8Array; readonly responseMode: ResponseMode }
+  /** `timeoutMs`: how long the client waits; a forwarded write waits for a leader at most that long. */
+  | { readonly type: 'clientWrite'; readonly payload: Uint8Array; readonly responseMode: ResponseMode; readonly timeoutMs?: number }
   /** Answer: ReadIndexResponse once this node's state machine has applied through the read index. */
-  | { readonly type: 'clientRead'; readonly consistency: ReadConsistency }
+  | { readonly type: 'clientRead'; readonly consistency: ReadConsistency; readonly timeoutMs?: number }
   /** Answer: TransferResult, or LeaderTransferError / NodeNotLeaderError. */
   | { readonly type: 'transferLeadership'; readonly to: number; readonly timeoutMs: number }
   /** Answer: undefined once the election (or pre-vote round) started. */
@@ -95,6 +96,8 @@ export type RaftMsg =
   | { readonly type: 'snapshotDone'; readonly meta: SnapshotMeta | null; readonly error: Error | null }
   /** Internal: the leader answered a client request we forwarded (bytes), or could not be asked (error). */
   | { readonly type: 'forwarded'; readonly id: number; readonly bytes: Uint8Array | null; readonly error: Error | null }
+  /** Internal: forwarded requests still waiting for a leader may have passed their client's deadline. */
+  | { readonly type: 'forwardDeadline' }
   | StreamReport
   | AppliedMsg;
 
@@ -142,7 +145,12 @@ interface Forward {
   readonly reject: (err: Error) => void;
   /** Hops left: a node that stopped leading names another; a few redirects, then the error goes to the client. */
   hops: number;
+  /** When the client stops waiting (our clock): the request is not sent, or kept waiting, past it. */
+  readonly deadlineMs: number;
 }
+
+/** How long a request waits when its client gave no timeout (RaftNode's default). */
+const DEFAULT_CLIENT_TIMEOUT_MS = 30_000;
 
 /** Most redirects a forwarded request follows before its error goes to the client. */
 const MAX_FORWARD_HOPS = 3;
@@ -172,7 +180,7 @@ export class RaftActor implements Actor<RaftMsg> {
   private readonly pendingChanges = new Map<number, DeferredReply<ConfigChangeResult>>();
   private nextReqId = 1;
   /** Client writes waiting for their batch to be proposed. */
-  private queuedWrites: { payload: Uint8Array; mode: ResponseMode; reply: WriteReply }[] = [];
+  private queuedWrites: { payload: Uint8Array; mode: ResponseMode; reply: WriteReply; deadlineMs: number }[] = [];
   /** Reads (and heartbeatNow) by the core's read id, answered with the read index once confirmed and applied here. */
   private readonly pendingReads = new Map<number, (ready: { readIndex: LogIndex; error: Error | null }) => void>();
   private nextReadId = 1;
@@ -184,6 +192,7 @@ export class RaftActor implements Actor<RaftMsg> {
   private readonly forwards = new Map<number, Forward>();
   private awaitingLeader: Forward[] = [];
   private nextForwardId = 1;
+  private forwardTimer: TimerId | null = null;
   private flushScheduled = false;
   /** Proposed writes awaiting commit or apply, in index order. */
   private pending: PendingWrite[] = [];
@@ -250,6 +259,7 @@ export class RaftActor implements Actor<RaftMsg> {
   stopped(): void {
     if (this.tickTimer !== null) this.ctx.clock.clearTimeout(this.tickTimer);
     if (this.metricsTimer !== null) this.ctx.clock.clearTimeout(this.metricsTimer);
+    if (this.forwardTimer !== null) this.ctx.clock.clearTimeout(this.forwardTimer);
     const gone = new NodeStoppedError(this.args.id);
     for (const p of this.pending) p.reply.reject(gone);
     for (const w of this.queuedWrites) w.reply.reject(gone);
@@ -276,7 +286,7 @@ export class RaftActor implements Actor<RaftMsg> {
     if (msg.type === 'getMetrics') return this.metricsNow();
     // A write only joins the queue; the flushWrites message behind it steps the core once for the
     // whole batch, so there is no per-write tick or command drain on the hot path.
-    if (msg.type === 'clientWrite') return this.onClientWrite(msg.payload, msg.responseMode);
+    if (msg.type === 'clientWrite') return this.onClientWrite(msg.payload, msg.responseMode, msg.timeoutMs);
     // The core learns the time only from ticks: bring it up to date before every input, or a
     // deadline it sets now (a vote granted, a heartbeat heard) would count from a stale clock.
     if (msg.type === 'tick') { this.tickTimer = null; this.tickAtMs = null; }
@@ -322,7 +332,8 @@ export class RaftActor implements Actor<RaftMsg> {
         return undefined;
       }
       case 'snapshotDone': return this.onSnapshotDone(msg.meta, msg.error);
-      case 'clientRead': return this.onClientRead(msg.consistency);
+      case 'clientRead': return this.onClientRead(msg.consistency, msg.timeoutMs);
+      case 'forwardDeadline': return this.expireForwards();
       case 'transferLeadership': return this.onTransferLeadership(msg.to, msg.timeoutMs);
       case 'electNow':
         try { this.core.electNow(); } catch (err) { return replyError(err as Error); }
@@ -368,13 +379,13 @@ export class RaftActor implements Actor<RaftMsg> {
     return reply;
   }
 
-  private onClientWrite(payload: Uint8Array, mode: ResponseMode): unknown {
+  private onClientWrite(payload: Uint8Array, mode: ResponseMode, timeoutMs?: number): unknown {
     if (!(payload instanceof Uint8Array)) return replyError(new MalformedMessageError('clientWrite payload must be a Uint8Array'));
     // Refused here, not by a storage or follower decoder later (which would stop the node, or every node in turn).
     if (payload.byteLength > MAX_PAYLOAD_BYTES) return replyError(new MalformedMessageError(`clientWrite payload of ${payload.byteLength} bytes exceeds ${MAX_PAYLOAD_BYTES}`));
     if (mode !== 'committed' && mode !== 'applied') return replyError(new MalformedMessageError(`responseMode must be 'committed' or 'applied', got ${String(mode)}`));
     const reply = new DeferredReply<ClientWriteResponse>();
-    this.queuedWrites.push({ payload, mode, reply });
+    this.queuedWrites.push({ payload, mode, reply, deadlineMs: this.deadline(timeoutMs) });
     // Writes that arrive together (one cross-thread batch) are proposed together: one append, one push per stream.
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -400,7 +411,7 @@ export class RaftActor implements Actor<RaftMsg> {
       if (err instanceof ForwardToLeaderError && this.args.forwardToLeader === true) {
         for (const w of batch) {
           if (NO_FORWARD in w.reply) w.reply.reject(err);
-          else this.forwardWrite(w.payload, w.mode, w.reply);
+          else this.forwardWrite(w.payload, w.mode, w.reply, w.deadlineMs);
         }
         return;
       }
@@ -691,7 +702,7 @@ export class RaftActor implements Actor<RaftMsg> {
    * through it (the caller then queries the state machine). On the leader by read-index, lease or
    * the log; elsewhere forwarded to the leader (forwardToLeader), or ForwardToLeaderError.
    */
-  private onClientRead(consistency: ReadConsistency): unknown {
+  private onClientRead(consistency: ReadConsistency, timeoutMs?: number): unknown {
     if (consistency !== 'index' && consistency !== 'lease' && consistency !== 'log') {
       return replyError(new MalformedMessageError(`read consistency must be 'index', 'lease' or 'log', got ${String(consistency)}`));
     }
@@ -702,7 +713,7 @@ export class RaftActor implements Actor<RaftMsg> {
       this.forward({ type: 'forwardRead', from: this.args.id as NodeId }, (resp) => {
         if (resp.type === 'clientError') { reply.reject(this.clientError(resp)); return; }
         this.whenApplied(resp.index, () => reply.resolve({ readIndex: resp.index, term: resp.term }));
-      }, (err) => reply.reject(err));
+      }, (err) => reply.reject(err), this.deadline(timeoutMs));
       return reply;
     }
     if (consistency === 'log') return this.readThroughLog(reply);
@@ -776,16 +787,50 @@ export class RaftActor implements Actor<RaftMsg> {
 
   // Forwarding: the follower's side.
 
-  private forwardWrite(payload: Uint8Array, mode: ResponseMode, reply: WriteReply): void {
+  private forwardWrite(payload: Uint8Array, mode: ResponseMode, reply: WriteReply, deadlineMs: number): void {
     this.forward({ type: 'forwardWrite', from: this.args.id as NodeId, payload, responseMode: mode }, (resp) => {
       if (resp.type === 'clientError') { reply.reject(this.clientError(resp)); return; }
-      reply.resolve({ index: resp.index, term: resp.term, ...(resp.result !== undefined ? { result: deserialize(resp.result) as unknown } : {}) });
-    }, (err) => reply.reject(err));
+      let result: unknown;
+      try { result = resp.result !== undefined ? deserialize(resp.result) : undefined; } catch {
+        reply.reject(new MalformedMessageError('the leader answered a forwarded write with a result that does not deserialize'));
+        return;
+      }
+      reply.resolve({ index: resp.index, term: resp.term, ...(resp.result !== undefined ? { result } : {}) });
+    }, (err) => reply.reject(err), deadlineMs);
   }
 
-  private forward(req: ClientRequest, settle: (resp: ClientResponse) => void, reject: (err: Error) => void): void {
-    this.awaitingLeader.push({ req, settle, reject, hops: MAX_FORWARD_HOPS });
+  private forward(req: ClientRequest, settle: (resp: ClientResponse) => void, reject: (err: Error) => void, deadlineMs: number): void {
+    this.awaitingLeader.push({ req, settle, reject, hops: MAX_FORWARD_HOPS, deadlineMs });
     this.dispatchForwards();
+    this.scheduleForwardDeadline();
+  }
+
+  /**
+   * When a forwarded request of a client waiting `timeoutMs` is given up, on our clock: a little
+   * before the client's own timeout, so the client hears why (no leader) rather than a bare timeout.
+   */
+  private deadline(timeoutMs: number | undefined): number {
+    const t = typeof timeoutMs === 'number' && timeoutMs > 0 && Number.isFinite(timeoutMs) ? timeoutMs : DEFAULT_CLIENT_TIMEOUT_MS;
+    return this.ctx.clock.now() + 0.9 * t;
+  }
+
+  /** Requests that waited for a leader past their client's deadline are answered, so none waits forever. */
+  private expireForwards(): void {
+    this.forwardTimer = null;
+    const now = this.ctx.clock.now();
+    const expired = this.awaitingLeader.filter((f) => f.deadlineMs <= now);
+    if (expired.length > 0) {
+      this.awaitingLeader = this.awaitingLeader.filter((f) => f.deadlineMs > now);
+      for (const f of expired) f.reject(new ForwardToLeaderError(null));
+    }
+    this.scheduleForwardDeadline();
+  }
+
+  private scheduleForwardDeadline(): void {
+    if (this.forwardTimer !== null || this.awaitingLeader.length === 0) return;
+    const at = Math.min(...this.awaitingLeader.map((f) => f.deadlineMs));
+    const self = this.ctx.self as ActorRef<RaftMsg>;
+    this.forwardTimer = this.ctx.clock.setTimeout(() => self.tell({ type: 'forwardDeadline' }), Math.max(0, at - this.ctx.clock.now()));
   }
 
   /** Sends forwarded requests to the leader once one is known; as leader ourselves, handles them here. */
@@ -796,11 +841,11 @@ export class RaftActor implements Actor<RaftMsg> {
     this.awaitingLeader = [];
     for (const f of batch) {
       if (s.currentLeader === this.args.id) { this.handleClientRequest(f.req, f.settle); continue; }
+      const timeoutMs = Math.floor(f.deadlineMs - this.ctx.clock.now());
+      if (timeoutMs <= 0) { f.reject(new ForwardToLeaderError(s.currentLeader)); continue; }
       const id = this.nextForwardId++;
       this.forwards.set(id, f);
       const self = this.ctx.self as ActorRef<RaftMsg>;
-      // Writes may wait for a commit: the client's own ask timeout bounds them, this only guards a lost answer.
-      const timeoutMs = 60_000;
       this.network.ask<Uint8Array>({ type: 'send', target: s.currentLeader, rpc: encodeClientRequest(f.req), timeoutMs }, timeoutMs + 100).then(
         (bytes) => self.tell({ type: 'forwarded', id, bytes, error: null }),
         (error: Error) => self.tell({ type: 'forwarded', id, bytes: null, error }),
@@ -820,6 +865,7 @@ export class RaftActor implements Actor<RaftMsg> {
       f.hops--;
       this.awaitingLeader.push(f);
       this.dispatchForwards();
+      this.scheduleForwardDeadline();
       return;
     }
     f.settle(resp);
@@ -862,7 +908,7 @@ export class RaftActor implements Actor<RaftMsg> {
       reject: (err: Error) => fail(err),
     };
     // Not forwarded again from here: a node that is not the leader answers with the leader it knows.
-    this.queuedWrites.push({ payload: req.payload, mode: req.responseMode, reply: this.args.forwardToLeader === true ? noForward(reply) : reply });
+    this.queuedWrites.push({ payload: req.payload, mode: req.responseMode, reply: this.args.forwardToLeader === true ? noForward(reply) : reply, deadlineMs: this.deadline(undefined) });
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       (this.ctx.self as ActorRef<RaftMsg>).tell({ type: 'flushWrites' });

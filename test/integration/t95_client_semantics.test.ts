@@ -223,6 +223,26 @@ for (const placement of PLACEMENTS) {
         expect(attempts.length, 'entries of serial 2 in the log').to.equal(2);
       });
 
+      it('a forwarded write waits for a leader to be known, and is answered ForwardToLeaderError (nothing appended) when none is by its deadline', async () => {
+        const leader = await c.waitForLeader();
+        const follower = c.ids.find((id) => id !== leader)!;
+        const before = (await c.node(follower).currentMetrics()).lastLogIndex;
+        c.isolate(follower);
+        try {
+          // Its election timer fires: a pre-vote round forgets the leader, and no one answers.
+          await waitUntil(c.node(follower), (m) => m.currentLeader === null, `node ${follower} forgets the leader`);
+          const e = await rejectsWith(c.node(follower).clientWrite(put('lost', '1'), { timeoutMs: 600 }), ForwardToLeaderError, 'a forwarded write with no leader');
+          expect(e.leaderId).to.equal(null);
+          expect((await c.node(follower).currentMetrics()).lastLogIndex).to.equal(before);
+        } finally {
+          c.restore(follower);
+        }
+        await waitUntil(c.node(follower), (m) => m.currentLeader !== null, `node ${follower} hears the leader again`);
+        const res = await c.node(follower).clientWrite(put('lost', '2'));
+        await c.waitForApplied(res.index);
+        expect(await c.node(follower).clientRead({ q: 'get', key: 'lost' })).to.equal('2');
+      });
+
       it('session options are validated, and refused on a node without sessions', async () => {
         const leader = await c.waitForLeader();
         await rejectsWith(c.node(leader).clientWrite(put('v', '1'), { session: { clientId: 1.5, serial: 1 } }), Error, 'a fractional client id');
