@@ -158,23 +158,40 @@ async function main(): Promise<void> {
     say(`  leader phases seen: ${[...phases].join(' -> ')}`);
     await cluster.waitForApplied((await cluster.node(finalLeader).currentMetrics()).commitIndex, { among: members });
 
+    // Phase 5: hand leadership to another member (TimeoutNow) and read back through the new leader
+    // at each consistency level: read-index (a quorum round), lease (none while it holds), the log.
+    const transferTo = members.find((id) => id !== finalLeader)!;
+    const transferStarted = Date.now();
+    const { leader: newLeader } = await cluster.node(finalLeader).transferLeadership(transferTo);
+    const transferMs = Date.now() - transferStarted;
+    const lastKey = `key-${totalKeys - 1}`;
+    const reads = {
+      linearizable: await cluster.node(newLeader).clientRead<string | null>({ q: 'get', key: lastKey } satisfies KvQuery),
+      lease: await cluster.node(newLeader).clientRead<string | null>({ q: 'get', key: lastKey } satisfies KvQuery, { consistency: 'lease' }),
+      log: await cluster.node(newLeader).clientRead<string | null>({ q: 'get', key: lastKey } satisfies KvQuery, { consistency: 'log' }),
+    };
+    const readsOk = Object.values(reads).every((v) => v !== null && v === reads.linearizable);
+    say(`phase 5: leadership moved n${finalLeader} -> n${newLeader} in ${transferMs} ms; ${lastKey} read back ${readsOk ? 'the same' : 'DIFFERENTLY'} at linearizable, lease and log consistency`);
+    await cluster.waitForApplied((await cluster.node(newLeader).currentMetrics()).commitIndex, { among: members });
+
     const digests = await Promise.all(members.map((id) => cluster.node(id).query<{ appliedIndex: number; keys: number; sha256: string }>({ q: 'digest' } satisfies KvQuery)));
     const same = digests.every((d) => d.sha256 === digests[0].sha256 && d.keys === digests[0].keys);
     const complete = digests.every((d) => d.keys === totalKeys);
     for (const [i, d] of digests.entries()) say(`  n${members[i]}: ${d.keys} keys, applied through ${d.appliedIndex}, sha256 ${d.sha256.slice(0, 16)}…`);
     const rate = (n: number, ms: number) => Math.round(n / (ms / 1000));
     const summary = {
-      ok: same && complete && removedStates.every((st) => st === 'NonVoter'),
+      ok: same && complete && readsOk && newLeader === transferTo && removedStates.every((st) => st === 'NonVoter'),
       placement, nodes: 3, clients, keys: totalKeys,
       firstLeader, firstTerm, secondLeader, secondTerm, electionAfterIsolationMs: electionMs,
       phase1: { writes: half, ms: phase1.ms, writesPerSec: rate(half, phase1.ms), redirects: phase1.redirects, retries: phase1.retries },
       phase2: { writes: isolatedEnd - half, ms: phase2.ms, writesPerSec: rate(isolatedEnd - half, phase2.ms), redirects: phase2.redirects, retries: phase2.retries },
       grow: { added: [4, 5], membership: grown.membership, configIndex: grown.index, ms: growMs, writes: growEnd - isolatedEnd, writesPerSec: rate(growEnd - isolatedEnd, phase3.ms), retries: phase3.retries },
       shrink: { removed, membership: shrunk.membership, configIndex: shrunk.index, ms: shrinkMs, writes: totalKeys - growEnd, writesPerSec: rate(totalKeys - growEnd, phase4.ms), retries: phase4.retries + phase4.redirects, finalLeader },
+      transfer: { from: finalLeader, to: newLeader, ms: transferMs }, readsAgree: readsOk,
       replicas: digests.map((d, i) => ({ id: members[i], ...d })),
       replicasIdentical: same, allKeysPresent: complete, totalMs: Date.now() - t0,
     };
-    say(summary.ok ? `OK: all ${members.length} members hold the same ${totalKeys} keys` : 'FAILED: replicas differ, keys are missing, or a removed node did not step aside');
+    say(summary.ok ? `OK: all ${members.length} members hold the same ${totalKeys} keys` : 'FAILED: replicas differ, keys are missing, reads disagree, the transfer went elsewhere, or a removed node did not step aside');
     if (argv.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
     process.exitCode = summary.ok ? 0 : 1;
   } finally {

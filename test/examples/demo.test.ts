@@ -21,6 +21,8 @@ describe('examples/kv demo', function () {
     expect(summary.secondLeader).to.not.equal(summary.firstLeader);
     expect(summary.replicas).to.have.length(3);
     expect(new Set(summary.replicas.map((r: { sha256: string }) => r.sha256)).size).to.equal(1);
+    expect(summary.transfer.to).to.not.equal(summary.transfer.from);
+    expect(summary.readsAgree).to.equal(true);
     for (const r of summary.replicas) expect(r.keys).to.equal(400);
   });
 
