@@ -1,8 +1,14 @@
 // Malformed input is refused with MalformedMessageError and a message that says why.
 import { expect } from 'chai';
-import { decodeEntries, decodeRequest, decodeResponse, encodeEntries, encodeRequest, encodeResponse, MAX_PAYLOAD_BYTES, validateMembership } from '../../actors/raft/codec';
+import {
+  decodeClientRequest, decodeClientResponse, decodeEntries, decodeRequest, decodeResponse, encodeClientRequest, encodeClientResponse,
+  encodeEntries, encodeRequest, encodeResponse, MAX_PAYLOAD_BYTES, validateMembership,
+} from '../../actors/raft/codec';
 import { MalformedMessageError } from '../../actors/raft/core/errors';
-import { MAX, ix, tm, id, normal, blank, config, JOINT, Bytes, utf8, refuses, appendEntriesReq, voteReq, snapshotReq, AE } from './fixtures';
+import {
+  MAX, ix, tm, id, normal, blank, config, JOINT, Bytes, utf8, refuses, appendEntriesReq, voteReq, snapshotReq, AE,
+  voteResp, timeoutNowReq, forwardWrite, forwardRead, clientOk, clientError, VOTE, FWD, OK,
+} from './fixtures';
 describe('codec: malformed input is refused with MalformedMessageError', () => {
   it('refuses an empty buffer everywhere', () => {
     const empty = new Uint8Array(0);
@@ -263,6 +269,193 @@ describe('codec: malformed input is refused with MalformedMessageError', () => {
     const err = refuses(() => decodeRequest(bytes), /truncated: candidateId needs 8 bytes at offset 9, 3 left/);
     expect(err.reason).to.equal('truncated: candidateId needs 8 bytes at offset 9, 3 left');
     expect(err.name).to.equal('MalformedMessageError');
+  });
+});
+
+describe('codec: malformed vote flags, TimeoutNow and forwarded client messages', () => {
+  const withTail = (b: Uint8Array, extra: number): Uint8Array => { const o = new Uint8Array(b.length + extra); o.set(b); return o; };
+  /** Every message of issue 7, with its decoder. */
+  const all: Array<[string, Uint8Array, (b: Uint8Array) => unknown]> = [
+    ['vote, pre-vote', encodeRequest(voteReq({ preVote: true })), decodeRequest],
+    ['vote, pre-vote and transfer', encodeRequest(voteReq({ preVote: true, transfer: true })), decodeRequest],
+    ['vote response, pre-vote', encodeResponse(voteResp({ preVote: true })), decodeResponse],
+    ['TimeoutNow', encodeRequest(timeoutNowReq()), decodeRequest],
+    ['TimeoutNow response', encodeResponse({ type: 'timeoutNowResponse', term: tm(8) }), decodeResponse],
+    ['forwardRead', encodeClientRequest(forwardRead()), decodeClientRequest],
+    ['forwardWrite', encodeClientRequest(forwardWrite({ responseMode: 'applied' })), decodeClientRequest],
+    ['forwardWrite, empty payload', encodeClientRequest(forwardWrite({ payload: new Uint8Array(0) })), decodeClientRequest],
+    ['clientOk', encodeClientResponse(clientOk()), decodeClientResponse],
+    ['clientOk with a result', encodeClientResponse(clientOk({ result: Uint8Array.of(1, 2, 3) })), decodeClientResponse],
+    ['clientError', encodeClientResponse(clientError({ props: { reason: 'x' } })), decodeClientResponse],
+    ['clientError, no leader, empty strings', encodeClientResponse(clientError({ code: '', message: '', leaderId: null })), decodeClientResponse],
+  ];
+
+  it('each decodes whole (the table is valid)', () => {
+    for (const [name, bytes, decode] of all) expect(() => decode(bytes), name).to.not.throw();
+  });
+
+  it('refuses each truncated at every prefix length', () => {
+    for (const [name, bytes, decode] of all) {
+      for (let n = 0; n < bytes.length; n++) {
+        const err = refuses(() => decode(bytes.slice(0, n)), /truncated: /);
+        expect(err.message, `${name} cut to ${n}`).to.match(/needs \d+ bytes at offset \d+, \d+ left/);
+      }
+    }
+  });
+
+  it('refuses each with trailing bytes', () => {
+    for (const [name, bytes, decode] of all) {
+      for (const extra of [1, 7]) {
+        const err = refuses(() => decode(withTail(bytes, extra)), new RegExp(`${extra} trailing bytes`));
+        expect(err.reason, name).to.equal(`${extra} trailing bytes`);
+      }
+    }
+  });
+
+  it('refuses each when it is not a Uint8Array', () => {
+    refuses(() => decodeClientRequest('21' as unknown as Uint8Array), /expected a Uint8Array/);
+    refuses(() => decodeClientResponse([31] as unknown as Uint8Array), /expected a Uint8Array/);
+    refuses(() => decodeClientRequest(null as unknown as Uint8Array), /expected a Uint8Array/);
+    refuses(() => decodeClientResponse(new ArrayBuffer(9) as unknown as Uint8Array), /expected a Uint8Array/);
+  });
+
+  it('refuses an empty buffer', () => {
+    refuses(() => decodeClientRequest(new Uint8Array(0)), /truncated: message type/);
+    refuses(() => decodeClientResponse(new Uint8Array(0)), /truncated: message type/);
+  });
+
+  it('refuses unknown vote flag bits, alone or beside known ones', () => {
+    for (const flags of [4, 5, 7, 8, 0x10, 0x40, 0x80, 0x83, 0xff]) {
+      const b = encodeRequest(voteReq());
+      b[VOTE.flags] = flags;
+      refuses(() => decodeRequest(b), new RegExp(`unknown vote flags ${flags}\\b`));
+    }
+    // The known ones alone or together are accepted (the byte the test writes is the encoder's).
+    for (const flags of [0, 1, 2, 3]) {
+      const b = encodeRequest(voteReq());
+      b[VOTE.flags] = flags;
+      expect(decodeRequest(b)).to.deep.equal(voteReq({ ...(flags & 1 ? { preVote: true } : {}), ...(flags & 2 ? { transfer: true } : {}) }));
+    }
+  });
+
+  it('refuses a pre-vote request in term 0, or with lastLogTerm above its term, whatever the flags', () => {
+    for (const flags of [{ preVote: true }, { transfer: true }, { preVote: true, transfer: true }]) {
+      refuses(() => decodeRequest(encodeRequest(voteReq({ ...flags, term: tm(0), lastLogTerm: tm(0) }))), /vote request in term 0/);
+      refuses(() => decodeRequest(encodeRequest(voteReq({ ...flags, term: tm(3), lastLogTerm: tm(4) }))), /lastLogTerm above the request term/);
+      refuses(() => decodeRequest(encodeRequest(voteReq({ ...flags, candidateId: id(0) }))), /candidateId must be >= 1/);
+    }
+  });
+
+  it('refuses a vote response whose preVote byte is not 0 or 1', () => {
+    for (const v of [2, 3, 0x80, 0xff]) {
+      const b = encodeResponse(voteResp());
+      b[11] = v;
+      refuses(() => decodeResponse(b), new RegExp(`preVote must be 0 or 1, got ${v}\\b`));
+    }
+  });
+
+  it('refuses a TimeoutNow in term 0, with leader 0, or with a field of 2^53 and above', () => {
+    refuses(() => decodeRequest(encodeRequest(timeoutNowReq({ term: tm(0) }))), /TimeoutNow in term 0/);
+    refuses(() => decodeRequest(encodeRequest(timeoutNowReq({ leaderId: id(0) }))), /leaderId must be >= 1/);
+    refuses(() => decodeRequest(encodeRequest(timeoutNowReq({ term: tm(0), leaderId: id(0) }))), /malformed message: /);
+    refuses(() => decodeRequest(new Bytes().u8(4).u64(0x20_0000, 0).u53(1).done()), /term exceeds 2\^53/);
+    refuses(() => decodeRequest(new Bytes().u8(4).u53(1).u64(0xffff_ffff, 0xffff_ffff).done()), /leaderId exceeds 2\^53/);
+    refuses(() => decodeResponse(new Bytes().u8(14).u64(0x20_0000, 0).done()), /term exceeds 2\^53/);
+  });
+
+  it('refuses an unknown client request or response type', () => {
+    for (const t of [0, 1, 2, 4, 11, 20, 23, 31, 32, 255]) {
+      refuses(() => decodeClientRequest(new Bytes().u8(t).u53(1).done()), new RegExp(`unknown client request type ${t}\\b`));
+    }
+    for (const t of [0, 2, 12, 14, 21, 22, 30, 33, 255]) {
+      refuses(() => decodeClientResponse(new Bytes().u8(t).u53(1).u53(1).u8(0).done()), new RegExp(`unknown client response type ${t}\\b`));
+    }
+    // Raft's decoders do not know the client types.
+    for (const t of [21, 22]) refuses(() => decodeRequest(encodeClientRequest(t === 21 ? forwardWrite() : forwardRead())), new RegExp(`unknown request type ${t}\\b`));
+    for (const t of [31, 32]) refuses(() => decodeResponse(encodeClientResponse(t === 31 ? clientOk() : clientError())), new RegExp(`unknown response type ${t}\\b`));
+  });
+
+  it('refuses a forwarded request from node 0 or from an id of 2^53 and above', () => {
+    refuses(() => decodeClientRequest(encodeClientRequest(forwardRead(0))), /from must be >= 1/);
+    refuses(() => decodeClientRequest(encodeClientRequest(forwardWrite({ from: id(0) }))), /from must be >= 1/);
+    for (const hi of [0x20_0000, 0xffff_ffff]) {
+      refuses(() => decodeClientRequest(new Bytes().u8(22).u64(hi, 1).done()), /from exceeds 2\^53/);
+      refuses(() => decodeClientRequest(new Bytes().u8(21).u64(hi, 1).u8(0).blob([1]).done()), /from exceeds 2\^53/);
+    }
+  });
+
+  it('refuses a forwardWrite whose responseMode byte is not 0 or 1', () => {
+    for (const v of [2, 0xff]) {
+      const b = encodeClientRequest(forwardWrite());
+      b[FWD.responseMode] = v;
+      refuses(() => decodeClientRequest(b), new RegExp(`responseMode must be 0 or 1, got ${v}\\b`));
+    }
+  });
+
+  it('refuses length fields claiming more than MAX_PAYLOAD_BYTES (or more than is there), without allocating them', () => {
+    const over = MAX_PAYLOAD_BYTES + 1;
+    const w = encodeClientRequest(forwardWrite({ payload: new Uint8Array(0) }));
+    for (const n of [over, 0xffff_ffff]) {
+      const b = w.slice(); new DataView(b.buffer).setUint32(FWD.payloadLength, n);
+      refuses(() => decodeClientRequest(b), new RegExp(`payload of ${n} bytes exceeds ${MAX_PAYLOAD_BYTES}`));
+    }
+    // Within the bound but longer than the message: truncated.
+    const short = w.slice(); new DataView(short.buffer).setUint32(FWD.payloadLength, 5);
+    refuses(() => decodeClientRequest(short), /truncated: payload needs 5 bytes at offset 14, 0 left/);
+    const ok = encodeClientResponse(clientOk({ result: new Uint8Array(0) }));
+    const r = ok.slice(); new DataView(r.buffer).setUint32(OK.resultLength, over);
+    refuses(() => decodeClientResponse(r), new RegExp(`result of ${over} bytes exceeds`));
+    // clientError: code, message and props each have a length field.
+    refuses(() => decodeClientResponse(new Bytes().u8(32).u32(over).done()), new RegExp(`error code of ${over} bytes exceeds`));
+    refuses(() => decodeClientResponse(new Bytes().u8(32).blob(utf8('E')).u32(over).done()), new RegExp(`error message of ${over} bytes exceeds`));
+    refuses(() => decodeClientResponse(new Bytes().u8(32).blob(utf8('E')).blob(utf8('m')).u53(0).u32(0xffff_ffff).done()), /error props of \d+ bytes exceeds/);
+  });
+
+  it('refuses a clientOk whose has-result byte is not 0 or 1, or whose index or term is 2^53 and above', () => {
+    const b = encodeClientResponse(clientOk());
+    b[OK.hasResult] = 2;
+    refuses(() => decodeClientResponse(b), /has result must be 0 or 1, got 2/);
+    refuses(() => decodeClientResponse(new Bytes().u8(31).u64(0x20_0000, 0).u53(1).u8(0).done()), /index exceeds 2\^53/);
+    refuses(() => decodeClientResponse(new Bytes().u8(31).u53(1).u64(0x20_0000, 0).u8(0).done()), /term exceeds 2\^53/);
+    // A result flag of 0 followed by result bytes: trailing.
+    refuses(() => decodeClientResponse(new Bytes().u8(31).u53(1).u53(1).u8(0).blob([1]).done()), /5 trailing bytes/);
+  });
+
+  describe('clientError bodies', () => {
+    const errorBytes = (code: Uint8Array | string, message: Uint8Array | string, props: Uint8Array | string, leader = 2): Uint8Array => new Bytes().u8(32)
+      .blob(typeof code === 'string' ? utf8(code) : code).blob(typeof message === 'string' ? utf8(message) : message)
+      .u53(leader).blob(typeof props === 'string' ? utf8(props) : props).done();
+
+    it('accepts a hand-built valid one (the test builder agrees with the codec)', () => {
+      expect(decodeClientResponse(errorBytes('NotAllowed', 'no', '{"x":[1]}', 0)))
+        .to.deep.equal({ type: 'clientError', code: 'NotAllowed', message: 'no', leaderId: null, props: { x: [1] } });
+    });
+
+    it('refuses props that are not JSON', () => {
+      for (const props of ['', '{', '{"a":1', 'nul', '{a:1}', "{'a':1}", '{"a":1}}', 'undefined']) {
+        refuses(() => decodeClientResponse(errorBytes('E', 'm', props)), /error props are not JSON/);
+      }
+    });
+
+    it('refuses props that are JSON but not an object', () => {
+      for (const props of ['null', '42', '"text"', 'true', 'false', '[]', '[1,2]', '[{"a":1}]']) {
+        refuses(() => decodeClientResponse(errorBytes('E', 'm', props)), /error props must be a JSON object/);
+      }
+    });
+
+    it('refuses a code, message or props that is not UTF-8', () => {
+      const bad = [Uint8Array.of(0xff), Uint8Array.of(0x41, 0xc3), Uint8Array.of(0xed, 0xa0, 0x80), Uint8Array.of(0xc0, 0xaf)];
+      for (const b of bad) {
+        refuses(() => decodeClientResponse(errorBytes(b, 'm', '{}')), /error code is not UTF-8/);
+        refuses(() => decodeClientResponse(errorBytes('E', b, '{}')), /error message is not UTF-8/);
+        refuses(() => decodeClientResponse(errorBytes('E', 'm', Uint8Array.of(0x7b, ...b, 0x7d))), /error props is not UTF-8/);
+      }
+    });
+
+    it('refuses a leader id of 2^53 and above', () => {
+      const b = new Bytes().u8(32).blob(utf8('E')).blob(utf8('m')).u64(0x20_0000, 0).blob(utf8('{}')).done();
+      refuses(() => decodeClientResponse(b), /leaderId exceeds 2\^53/);
+    });
   });
 });
 

@@ -1,7 +1,8 @@
 // Shared builders and helpers of the codec tests (not a test file: mocha picks up *.test.ts only).
 import { expect } from 'chai';
 import { MalformedMessageError } from '../../actors/raft/core/errors';
-import type { AppendEntriesRequest, Entry, InstallSnapshotRequest, LogIndex, Membership, NodeId, Term, VoteRequest } from '../../actors/raft/core/types';
+import type { ClientRequest, ClientResponse } from '../../actors/raft/codec';
+import type { AppendEntriesRequest, Entry, InstallSnapshotRequest, LogIndex, Membership, NodeId, Term, TimeoutNowRequest, VoteRequest, VoteResponse } from '../../actors/raft/core/types';
 import { SeededRandom } from '../../runtime/random';
 export const MAX = Number.MAX_SAFE_INTEGER; // 2^53 - 1
 
@@ -74,3 +75,22 @@ export const snapshotReq = (over: Partial<InstallSnapshotRequest> = {}): Install
 
 /** Byte offsets of the AppendEntries header fields, as laid out by the codec. */
 export const AE = { type: 0, term: 1, leaderId: 9, prevLogIndex: 17, prevLogTerm: 25, leaderCommit: 33, count: 41, firstEntry: 45 };
+
+export const voteResp = (over: Partial<VoteResponse> = {}): VoteResponse =>
+  ({ type: 'voteResponse', term: tm(7), voteGranted: true, isCandidateUnknown: false, ...over });
+export const timeoutNowReq = (over: Partial<TimeoutNowRequest> = {}): TimeoutNowRequest =>
+  ({ type: 'timeoutNow', term: tm(8), leaderId: id(2), ...over });
+
+// Forwarded client requests and their answers (not Raft RPCs).
+export const forwardWrite = (over: Partial<Extract<ClientRequest, { type: 'forwardWrite' }>> = {}): ClientRequest =>
+  ({ type: 'forwardWrite', from: id(3), payload: Uint8Array.from([1, 2, 3, 250]), responseMode: 'committed', ...over });
+export const forwardRead = (from = 3): ClientRequest => ({ type: 'forwardRead', from: id(from) });
+export const clientOk = (over: Partial<Extract<ClientResponse, { type: 'clientOk' }>> = {}): ClientResponse =>
+  ({ type: 'clientOk', index: ix(41), term: tm(6), ...over });
+export const clientError = (over: Partial<Extract<ClientResponse, { type: 'clientError' }>> = {}): ClientResponse =>
+  ({ type: 'clientError', code: 'ForwardToLeader', message: 'not the leader; the leader is 2', leaderId: id(2), props: {}, ...over });
+
+/** Byte offsets of the vote request fields, and of the forwarded client messages' fields. */
+export const VOTE = { type: 0, term: 1, candidateId: 9, lastLogIndex: 17, lastLogTerm: 25, flags: 33, length: 34 };
+export const FWD = { type: 0, from: 1, responseMode: 9, payloadLength: 10, payload: 14 };
+export const OK = { type: 0, index: 1, term: 9, hasResult: 17, resultLength: 18, result: 22 };
