@@ -166,6 +166,10 @@ for (const placement of PLACEMENTS) {
         { name: 'a string number', config: { heartbeatIntervalMs: '50' }, field: 'heartbeatIntervalMs' },
         { name: 'zero', config: { metricsIntervalMs: 0 }, field: 'metricsIntervalMs' },
         { name: 'NaN', config: { maxInflightAppends: Number.NaN }, field: 'maxInflightAppends' },
+        { name: 'preVote as a string', config: { preVote: 'yes' }, field: 'preVote' },
+        { name: 'checkQuorum as a number', config: { checkQuorum: 1 }, field: 'checkQuorum' },
+        { name: 'a lease margin as long as the minimum election timeout', config: { electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, leaseClockDriftMarginMs: 150 }, field: 'leaseClockDriftMarginMs' },
+        { name: 'a negative lease margin', config: { leaseClockDriftMarginMs: -1 }, field: 'leaseClockDriftMarginMs' },
       ];
 
       for (const c of invalid) {
