@@ -7,9 +7,16 @@
  * const leader = await cluster.waitForLeader();
  * await cluster.node(leader).clientWrite(jsonCodec<MyCommand>().encode({ op: 'incr' }));
  */
-export { RaftNode, type RaftNodeOptions, type ClientWriteOptions, type ConfigChange, type NodePlacement, type WaitOptions } from './actors/node';
+export {
+  RaftNode, type RaftNodeOptions, type ClientWriteOptions, type ClientReadOptions, type ReadConsistencyLevel, type SessionRef,
+  type ConfigChange, type NodePlacement, type WaitOptions,
+} from './actors/node';
 export { LocalCluster, MAX_CLUSTER_SIZE, type LocalClusterOptions } from './actors/local-cluster';
-export type { ClientWriteResponse, ConfigChangeResult, ResponseMode } from './actors/raft/raft-actor';
+export type { ClientWriteResponse, ConfigChangeResult, ResponseMode, ReadIndexResponse, TransferResult } from './actors/raft/raft-actor';
+export {
+  withSessions, encodeCommand, encodePlain, encodeRegister, decodeEnvelope, SessionExpiredError, SessionSerialError, SessionMalformedError,
+  isSessionErrorResult, sessionErrorOf, type SessionStateMachine,
+} from './actors/apply/sessions';
 export type { ConfigChangePhase, ConfigChangeStatus, ConfigTarget } from './actors/raft/core/config-change';
 export type { StateMachine, StateMachineSpec } from './actors/apply/state-machine';
 export { isMembershipCommitted, type RaftMetrics } from './actors/metrics/metrics';
@@ -17,7 +24,7 @@ export { buildConfig, DEFAULT_CONFIG, type RaftConfig } from './actors/raft/core
 export * from './actors/raft/core/errors';
 export * from './actors/raft/core/types';
 export { RaftCore } from './actors/raft/core/core';
-export type { Input, Command, CoreStatus, InitialState, ProposeResult, RandomSource } from './actors/raft/core/io';
+export type { Input, Command, CoreStatus, InitialState, ProposeResult, RandomSource, ReadMode, TransferOutcome } from './actors/raft/core/io';
 export { encodeEntries, decodeEntries, encodeRequest, decodeRequest, encodeResponse, decodeResponse } from './actors/raft/codec';
 export {
   type StorageMsg, type StoredState, StorageContractError, LogPurgedError, SnapshotGoneError, SnapshotChecksumError,
