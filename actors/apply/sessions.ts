@@ -14,7 +14,7 @@
  */
 import { deserialize, serialize } from 'node:v8';
 import { registerErrorClass } from '../../runtime/errors';
-import { RaftError } from '../raft/core/errors';
+import { NotAllowedError, RaftError } from '../raft/core/errors';
 import type { Entry, SnapshotMeta } from '../raft/core/types';
 import type { StateMachine } from './state-machine';
 
@@ -238,6 +238,20 @@ const INNER = 0, OWN = 1, SAME_BATCH = 2;
  */
 export function withSessions(inner: StateMachine): SessionStateMachine {
   const table = new SessionTable();
+  /**
+   * The index the session table is current through: the last entry applied here, or the snapshot
+   * restored. Inner must never be ahead of it: a state machine that keeps its own state across
+   * restarts would come back at index N with an empty table, and refuse as expired the commands
+   * of sessions the other replicas still know (the replicas would diverge). lastApplied() refuses
+   * that at start, with an error that says why, rather than let it happen.
+   */
+  let through = 0;
+  const checkedLastApplied = (v: number): number => {
+    if (v > through) {
+      throw new NotAllowedError(`the state machine is at index ${v} but the session table only at ${through}: the session layer keeps its table in memory and in snapshots, so it needs a state machine that starts empty (rebuilt from the snapshot and the log), not one that persists its own state`);
+    }
+    return v;
+  };
 
   function apply(entries: readonly Entry[]): readonly unknown[] | Promise<readonly unknown[]> {
     const n = entries.length;
@@ -279,13 +293,18 @@ export function withSessions(inner: StateMachine): SessionStateMachine {
     const finish = (results: readonly unknown[]): unknown[] => {
       if (!Array.isArray(results) || results.length !== n) throw new TypeError(`the inner state machine returned ${Array.isArray(results) ? results.length : typeof results} results for ${n} entries`);
       for (const s of pending) { s.response = results[s.pending]; s.pending = -1; }
+      if (n > 0) through = entries[n - 1]!.index;
       return results.map((r, k) => (mode[k] === INNER ? r : mode[k] === OWN ? own[k] : results[own[k] as number]));
     };
     const results = inner.apply(toInner);
     return isPromise(results) ? results.then(finish) : finish(results);
   }
 
-  const sm: SessionStateMachine = { apply, lastApplied: () => inner.lastApplied(), sessionCount: () => table.byId.size };
+  const lastApplied = (): number | Promise<number> => {
+    const v = inner.lastApplied();
+    return isPromise<number>(v) ? v.then(checkedLastApplied) : checkedLastApplied(v);
+  };
+  const sm: SessionStateMachine = { apply, lastApplied: lastApplied as StateMachine['lastApplied'], sessionCount: () => table.byId.size };
   if (typeof inner.query === 'function') sm.query = (q) => inner.query!(q);
   if (typeof inner.snapshot === 'function' && typeof inner.restore === 'function') {
     sm.snapshot = () => {
@@ -311,6 +330,7 @@ export function withSessions(inner: StateMachine): SessionStateMachine {
       if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`session snapshot ${meta.id} gives its session table length as ${length}`);
       const parsed = parseTable(meta.id, await reader.read(length, 'session table'));
       await inner.restore!(meta, reader.rest());
+      through = meta.lastIncludedIndex;
       table.reset(parsed.t);
       for (const [id, timeoutMs, lastUsedMs, lastSerial, response] of parsed.sessions) table.add(id, timeoutMs, lastUsedMs, lastSerial, response);
     };

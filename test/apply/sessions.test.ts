@@ -9,7 +9,7 @@ import {
   decodeEnvelope, encodeCommand, encodePlain, encodeRegister, isSessionErrorResult, SESSION_TIME_OFFSET, SessionExpiredError,
   SessionMalformedError, SessionSerialError, sessionErrorOf, stampLogTime, withSessions, type SessionStateMachine,
 } from '../../actors/apply/sessions';
-import { RaftError } from '../../actors/raft/core/errors';
+import { NotAllowedError, RaftError } from '../../actors/raft/core/errors';
 import type { Entry, LogIndex, Membership, NodeId, SnapshotMeta, Term } from '../../actors/raft/core/types';
 import { reviveError, serializeError } from '../../runtime/errors';
 
@@ -413,5 +413,20 @@ describe('client sessions: snapshots', () => {
     const full = withSessions(inner);
     expect(full.snapshot).to.be.a('function');
     expect(full.restore).to.be.a('function');
+  });
+});
+
+describe('client sessions: a state machine that persists itself', () => {
+  it('is refused at start (lastApplied) rather than run with an empty session table, sync or async; a restore makes it current', async () => {
+    const durable = new AppendMachine();
+    durable.applied = 7 as LogIndex; // came back from its own disk at index 7
+    const sm = withSessions(durable);
+    expect(() => sm.lastApplied()).to.throw(NotAllowedError, /at index 7 but the session table only at 0/);
+    const asyncInner: StateMachine = { apply: (es) => durable.apply(es), lastApplied: async () => durable.lastApplied() };
+    let refused: unknown = null;
+    try { await withSessions(asyncInner).lastApplied(); } catch (err) { refused = err; }
+    expect(refused).to.be.instanceOf(NotAllowedError);
+    // An empty one is fine, and so is one restored from a session snapshot.
+    expect(withSessions(new AppendMachine()).lastApplied()).to.equal(0);
   });
 });
