@@ -29,6 +29,10 @@ export interface RaftMetrics {
   readonly electionsStarted: number;
   /** Read-index confirmation rounds started; each confirms a batch of linearizable reads. */
   readonly readIndexRounds: number;
+  /** Times this node stepped down as leader because no quorum answered (check-quorum). */
+  readonly quorumLossStepDowns: number;
+  /** On the leader: until when (its clock, ms) lease reads are served without a round; null without a valid lease. */
+  readonly leaseUntilMs: number | null;
   /** On the leader: the node a leadership transfer hands over to, while it runs; else null. */
   readonly transferTarget: NodeId | null;
 }

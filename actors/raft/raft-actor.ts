@@ -145,6 +145,8 @@ interface Forward {
   readonly reject: (err: Error) => void;
   /** Hops left: a node that stopped leading names another; a few redirects, then the error goes to the client. */
   hops: number;
+  /** Where to send it next: the leader a redirect named; else whoever we believe leads. */
+  target: NodeId | null;
   /** When the client stops waiting (our clock): the request is not sent, or kept waiting, past it. */
   readonly deadlineMs: number;
 }
@@ -800,7 +802,7 @@ export class RaftActor implements Actor<RaftMsg> {
   }
 
   private forward(req: ClientRequest, settle: (resp: ClientResponse) => void, reject: (err: Error) => void, deadlineMs: number): void {
-    this.awaitingLeader.push({ req, settle, reject, hops: MAX_FORWARD_HOPS, deadlineMs });
+    this.awaitingLeader.push({ req, settle, reject, hops: MAX_FORWARD_HOPS, deadlineMs, target: null });
     this.dispatchForwards();
     this.scheduleForwardDeadline();
   }
@@ -833,24 +835,36 @@ export class RaftActor implements Actor<RaftMsg> {
     this.forwardTimer = this.ctx.clock.setTimeout(() => self.tell({ type: 'forwardDeadline' }), Math.max(0, at - this.ctx.clock.now()));
   }
 
-  /** Sends forwarded requests to the leader once one is known; as leader ourselves, handles them here. */
+  /**
+   * Sends forwarded requests to the leader (the one a redirect named, else the one we know) once
+   * there is one; as leader ourselves, handles them here. Requests with nowhere to go wait, until
+   * their deadline (expireForwards).
+   */
   private dispatchForwards(): void {
     const s = this.core.status();
-    if (s.currentLeader === null) return; // kept until a leader is known (the client's own timeout bounds the wait)
+    const waiting: Forward[] = [];
     const batch = this.awaitingLeader;
     this.awaitingLeader = [];
     for (const f of batch) {
-      if (s.currentLeader === this.args.id) { this.handleClientRequest(f.req, f.settle); continue; }
+      const to = f.target ?? s.currentLeader;
+      f.target = null;
+      if (to === null) { waiting.push(f); continue; }
+      if (to === this.args.id) {
+        if (s.role === 'Leader') this.handleClientRequest(f.req, f.settle);
+        else waiting.push(f); // named leader of an answer, but not (or no longer) us: wait for the real one
+        continue;
+      }
       const timeoutMs = Math.floor(f.deadlineMs - this.ctx.clock.now());
-      if (timeoutMs <= 0) { f.reject(new ForwardToLeaderError(s.currentLeader)); continue; }
+      if (timeoutMs <= 0) { f.reject(new ForwardToLeaderError(to)); continue; }
       const id = this.nextForwardId++;
       this.forwards.set(id, f);
       const self = this.ctx.self as ActorRef<RaftMsg>;
-      this.network.ask<Uint8Array>({ type: 'send', target: s.currentLeader, rpc: encodeClientRequest(f.req), timeoutMs }, timeoutMs + 100).then(
+      this.network.ask<Uint8Array>({ type: 'send', target: to, rpc: encodeClientRequest(f.req), timeoutMs }, timeoutMs + 100).then(
         (bytes) => self.tell({ type: 'forwarded', id, bytes, error: null }),
         (error: Error) => self.tell({ type: 'forwarded', id, bytes: null, error }),
       );
     }
+    this.awaitingLeader.push(...waiting);
   }
 
   private onForwarded(id: number, bytes: Uint8Array | null, error: Error | null): void {
@@ -863,6 +877,7 @@ export class RaftActor implements Actor<RaftMsg> {
     // The node we asked no longer leads and names another: follow it, a few times at most.
     if (resp.type === 'clientError' && resp.code === 'ForwardToLeader' && f.hops > 1 && resp.leaderId !== null && resp.leaderId !== this.args.id) {
       f.hops--;
+      f.target = resp.leaderId;
       this.awaitingLeader.push(f);
       this.dispatchForwards();
       this.scheduleForwardDeadline();
@@ -1004,6 +1019,7 @@ export class RaftActor implements Actor<RaftMsg> {
       commitIndex: s.commitIndex, currentLeader: s.currentLeader, membership: s.membership,
       membershipIndex: s.membershipIndex, configChange: s.configChange, snapshotIndex: s.snapshotIndex,
       preVoteRounds: s.preVoteRounds, electionsStarted: s.electionsStarted, readIndexRounds: s.readIndexRounds, transferTarget: s.transferTarget,
+      quorumLossStepDowns: s.quorumLossStepDowns, leaseUntilMs: s.leaseUntilMs,
     };
   }
 

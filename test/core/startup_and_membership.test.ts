@@ -13,7 +13,7 @@ describe('startup from durable state', () => {
     expect(core.status()).to.deep.equal({
       id: 7, role: 'NonVoter', currentTerm: 0, votedFor: null, currentLeader: null, lastLogIndex: 0, lastLogTerm: 0,
       durableIndex: 0, commitIndex: 0, lastApplied: 0, membership: membership(7), membershipIndex: 0, configChange: null,
-      snapshotIndex: 0, snapshotTerm: 0, transferTarget: null, leaseUntilMs: null, preVoteRounds: 0, electionsStarted: 0, readIndexRounds: 0,
+      snapshotIndex: 0, snapshotTerm: 0, transferTarget: null, leaseUntilMs: null, preVoteRounds: 0, electionsStarted: 0, readIndexRounds: 0, quorumLossStepDowns: 0,
     });
     expect(core.nextDeadlineMs()).to.equal(null);
     expect(core.takeCommands()).to.deep.equal([]);

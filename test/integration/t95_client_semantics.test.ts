@@ -132,8 +132,11 @@ for (const placement of PLACEMENTS) {
         const others = c.ids.filter((id) => id !== leader);
         c.isolate(leader);
         try {
+          const before = (await c.node(leader).currentMetrics()).quorumLossStepDowns;
           const m = await waitUntil(c.node(leader), (x) => x.state !== 'Leader', `node ${leader} steps down`, 15_000);
           expect(m.currentLeader).to.equal(null);
+          expect(m.quorumLossStepDowns).to.equal(before + 1);
+          expect(m.leaseUntilMs).to.equal(null);
           const next = await c.waitForLeader({ among: others, timeoutMs: 15_000 });
           expect(next).to.not.equal(leader);
         } finally {

@@ -53,6 +53,7 @@ function view(node: number, s: Shape = {}): NodeView {
     preVoteRounds: 0,
     electionsStarted: 0,
     readIndexRounds: 0,
+    quorumLossStepDowns: 0,
   };
   return { status, termAt: (i) => (i >= 1 && i <= log.length ? tm(log[i - 1]) : null) };
 }

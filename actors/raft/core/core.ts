@@ -97,7 +97,7 @@ export class RaftCore {
   /** Set while a Follower asks for pre-votes (thesis 9.6): its term is unchanged until a quorum says yes. */
   private preCampaign: Campaign | null = null;
   /**
-   * When we last heard from a leader of our term (AppendEntries, InstallSnapshot, TimeoutNow). With
+   * When we last heard from a leader of our term (AppendEntries, InstallSnapshot). With
    * checkQuorum, no vote is granted and no candidate's term adopted within electionTimeoutMinMs of
    * it: the lease a leader's lease reads rely on. A restarted node assumes it heard one at start.
    */
@@ -110,6 +110,7 @@ export class RaftCore {
   private readonly reads = new ReadQueue();
   private preVoteRounds = 0;
   private electionsStarted = 0;
+  private quorumLossStepDowns = 0;
   /** Set while Leader: the match index of each peer in this term. */
   private leadership: ProgressTracker | null = null;
   /** Set while Leader and a config change is under way. */
@@ -291,7 +292,9 @@ export class RaftCore {
   /**
    * Starts an election now (the manual trigger): a pre-vote round first when preVote is on, so with
    * a healthy leader (whose followers hold its lease) it changes nothing; use transferLeadership to
-   * move leadership. NotAllowedError on a leader or a non-voter.
+   * move leadership. With preVote off it is a real election: even if the others refuse their votes
+   * (check-quorum's lease), our higher term answers the leader's next heartbeat and deposes it.
+   * NotAllowedError on a leader or a non-voter.
    */
   electNow(): void {
     if (this.role === 'Leader') throw new NotAllowedError('this node is already the leader');
@@ -311,6 +314,7 @@ export class RaftCore {
       snapshotIndex: this.log.snapshotIndex, snapshotTerm: this.log.snapshotTerm,
       transferTarget: this.transfer?.to ?? null, leaseUntilMs: this.leaseUntilMs(),
       preVoteRounds: this.preVoteRounds, electionsStarted: this.electionsStarted, readIndexRounds: this.reads.currentRound,
+      quorumLossStepDowns: this.quorumLossStepDowns,
     };
   }
 
@@ -535,6 +539,7 @@ export class RaftCore {
       this.checkQuorumAtMs = this.nowMs + this.config.electionTimeoutMaxMs;
       return;
     }
+    this.quorumLossStepDowns++;
     this.becomeFollower(this.currentTerm, null);
   }
 

@@ -164,6 +164,8 @@ export interface CoreStatus {
   readonly electionsStarted: number;
   /** Read-index confirmation rounds started (each confirms a batch of reads). */
   readonly readIndexRounds: number;
+  /** Times this node stepped down as leader because no quorum answered for electionTimeoutMaxMs (check-quorum). */
+  readonly quorumLossStepDowns: number;
 }
 
 /** What `propose` returns on the leader: where the new entries went. */
