@@ -11,7 +11,8 @@
  * await node.initWithConfig([1]);
  * const { index } = await node.clientWrite(encodeKv({ op: 'put', key: 'a', value: '1' }));
  */
-import type { Actor, ActorContext, ActorRef, ActorSpec, Placement } from '../runtime/actor';
+import type { Actor, ActorContext, ActorRef, ActorSpec, Clock, Placement } from '../runtime/actor';
+import { clockedSpec } from '../runtime/clock';
 import { LOCAL, onArbiter } from '../runtime/actor';
 import type { ActorSystem } from '../runtime/system';
 import { Supervisor } from '../runtime/supervisor';
@@ -74,6 +75,13 @@ export interface RaftNodeOptions {
    * a cluster, from its first entry on (default false).
    */
   readonly sessions?: boolean;
+  /**
+   * The node's own clock, built over the clock its actors would get (default: that clock as it is).
+   * Its Raft actor and replication streams (the actors that keep Raft's time: election timeouts,
+   * heartbeats, check-quorum, leases) see it. The simulator uses it to give one node a clock that
+   * drifts (runtime/clock.ts SkewedClock). 'local' placement only.
+   */
+  readonly clock?: (base: Clock) => Clock;
 }
 
 /** A client session's place in a write: its id (from registerSession) and this command's serial number. */
@@ -175,6 +183,8 @@ export class RaftNode {
     const config = buildConfig(opts.config);
     const placement = opts.placement ?? 'worker';
     if (placement !== 'worker' && placement !== 'local') throw new TypeError(`placement must be 'worker' or 'local', got ${String(placement)}`);
+    if (opts.clock !== undefined && (typeof opts.clock !== 'function' || placement !== 'local')) throw new TypeError('clock must be a function, and needs local placement');
+    const clocked = (spec: ActorSpec): ActorSpec => (opts.clock === undefined ? spec : clockedSpec(spec, opts.clock));
     const { system } = opts;
     if (opts.cpuPool ?? true) await ensureCpuPool(system);
     const sup = new Supervisor(system, { name: `n${id}` });
@@ -193,9 +203,9 @@ export class RaftNode {
     try {
       const metrics = new MetricsActor();
       await sup.spawn(ids.metrics, { factory: () => metrics }, LOCAL, failNode);
-      const streamSpec = (target: number): ActorSpec<StreamArgs> => ({
+      const streamSpec = (target: number): ActorSpec => clocked({
         module: REPLICATION_STREAM_MODULE, export: 'createReplicationStream',
-        args: { self: id, target, config, raftActorId: raftId, networkActorId: ids.network, storageActorId: ids.storage },
+        args: { self: id, target, config, raftActorId: raftId, networkActorId: ids.network, storageActorId: ids.storage } satisfies StreamArgs,
       });
       await sup.spawn(ids.controller, { factory: () => new NodeController(sup, streamSpec, raftAt, ids.streamPrefix) }, LOCAL, failNode);
       await sup.spawn(ids.storage, opts.storage ?? { module: MEMORY_STORAGE_MODULE, export: 'createMemoryStorage', args: {} }, storageAt, failNode);
@@ -207,7 +217,7 @@ export class RaftNode {
       const applyRef = await sup.spawn<ApplyMsg>(ids.apply, applySpec, applyAt, failNode);
       await sup.spawn(ids.network, opts.network, raftAt, { kind: 'restart', backoffMs: { initial: 10, max: 1000 }, maxRestarts: 20 });
       const raftArgs: RaftActorArgs = { id, config, ids, forwardToLeader: opts.forwardToLeader === true, sessions };
-      const raft = await sup.spawn<RaftMsg>(raftId, { module: RAFT_ACTOR_MODULE, export: 'createRaftActor', args: raftArgs }, raftAt, failNode);
+      const raft = await sup.spawn<RaftMsg>(raftId, clocked({ module: RAFT_ACTOR_MODULE, export: 'createRaftActor', args: raftArgs }), raftAt, failNode);
       if (opts.onFailed) sup.on('failed', opts.onFailed);
       return new RaftNode(id, config, system, sup, raft, applyRef, metrics, sessions);
     } catch (err) {
@@ -233,7 +243,8 @@ export class RaftNode {
    * Resolves once the final config is committed, with its index and content. Writes continue
    * throughout; one change at a time.
    *
-   * Rejects with: NodeNotLeaderError (leaderId when known); ConfigChangeInProgressError;
+   * Rejects with: NodeNotLeaderError (leaderId when known); LeaderTransferInProgressError (the
+   * leader is handing over: retry on the new one); ConfigChangeInProgressError;
    * NoopConfigChangeError (nothing to change: also what a retry of a finished change gets);
    * InoperableConfigError (no voters left, or two or more voters shrunk to one);
    * MalformedMessageError (bad ids, an id in two lists); ConfigChangeAbortedError (leadership lost,

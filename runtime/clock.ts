@@ -3,7 +3,8 @@
  * clears every timer of an actor when it stops.
  */
 import { performance } from 'node:perf_hooks';
-import type { Clock, TimerId } from './actor';
+import type { Actor, ActorContext, ActorSpec, Clock, TimerId } from './actor';
+import { buildActor } from './loader';
 
 /**
  * Wall time from the OS, monotonic within a thread.
@@ -215,4 +216,72 @@ export class ScopedClock implements Clock {
     for (const id of this.timers) this.base.clearTimeout(id);
     this.timers.clear();
   }
+}
+
+/** How a node's clock departs from the clock it is built on (see SkewedClock). */
+export interface ClockDrift {
+  /** How fast it runs relative to the base clock: 1 keeps pace, 0.5 runs at half speed, 2 at double. Must be > 0. */
+  readonly rate: number;
+  /** Added to every reading (default 0). */
+  readonly offsetMs?: number;
+}
+
+/**
+ * A clock that drifts from its base: `now()` is `offsetMs + rate * base.now()`, and a timer of
+ * `delayMs` on it fires after `delayMs / rate` of base time, so when it fires `now()` has moved on by
+ * (at least) `delayMs`. The simulator gives each node one over the shared virtual clock, to test what
+ * rests on bounded clock drift (lease reads). Timers go through the base clock, so a ScopedClock base
+ * still clears them when its actor stops.
+ * @example
+ * const slow = new SkewedClock(virtualClock, { rate: 0.5 });
+ * slow.setTimeout(fire, 100); // fires after 200 ms of virtual time
+ */
+export class SkewedClock implements Clock {
+  private readonly offsetMs: number;
+  constructor(private readonly base: Clock, readonly drift: ClockDrift) {
+    if (typeof drift?.rate !== 'number' || !(drift.rate > 0) || !Number.isFinite(drift.rate)) throw new RangeError(`clock drift rate must be a finite number > 0, got ${String(drift?.rate)}`);
+    this.offsetMs = drift.offsetMs ?? 0;
+    if (typeof this.offsetMs !== 'number' || !Number.isFinite(this.offsetMs)) throw new RangeError(`clock drift offsetMs must be a finite number, got ${String(drift.offsetMs)}`);
+  }
+
+  now(): number {
+    return this.offsetMs + this.drift.rate * this.base.now();
+  }
+
+  setTimeout(fn: () => void, delayMs: number): TimerId {
+    const d = Number.isFinite(delayMs) && delayMs > 0 ? delayMs : 0;
+    // A hair more than d / rate of base time: rounding in now() must never read a deadline as not yet
+    // reached when its timer fires (a caller re-arming for the remaining 1e-13 ms would spin).
+    return this.base.setTimeout(fn, d === 0 ? 0 : d / this.drift.rate + 1e-6);
+  }
+
+  clearTimeout(id: TimerId): void {
+    this.base.clearTimeout(id);
+  }
+}
+
+/**
+ * An actor spec whose actor sees `clock(ctx.clock)` as its clock instead of the one its thread gives
+ * it (`ctx.clock`, which still clears the actor's timers when it stops). The actor is built from
+ * `spec` with that context and wrapped so that `started`, `receive` and `stopped` get it too; every
+ * other property reads through to the actor (a simulator's synchronous `inspect()` still works).
+ * Local placement only: the result is a factory spec.
+ * @example await system.spawn('n1/raft', clockedSpec(raftSpec, (c) => new SkewedClock(c, { rate: 0.9 })));
+ */
+export function clockedSpec(spec: ActorSpec, clock: (base: Clock) => Clock): ActorSpec {
+  // buildActor awaits what a factory returns (a promise of the actor is allowed at run time).
+  const factory = async (ctx: ActorContext): Promise<Actor<unknown>> => {
+    const own: ActorContext = { ...ctx, clock: clock(ctx.clock) };
+    const inner = await buildActor(spec, own);
+    return new Proxy(inner, {
+      get(target, prop) {
+        if (prop === 'receive') return (msg: unknown) => target.receive(msg, own);
+        if (prop === 'started') return target.started === undefined ? undefined : () => target.started!(own);
+        if (prop === 'stopped') return target.stopped === undefined ? undefined : () => target.stopped!(own);
+        const v: unknown = Reflect.get(target, prop, target);
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    }) as Actor<unknown>;
+  };
+  return { factory: factory as unknown as (ctx: ActorContext) => Actor<unknown> };
 }
