@@ -35,6 +35,12 @@
  *   Log matching and leader completeness count a node's log from its first held index: what a
  *   purge or a snapshot install removed is the committed prefix (its hash chain continues from the
  *   committed entry's), and committed entries a snapshot covers count as present.
+ * - lease safety (checkQuorum on): while a leader's lease is valid (its status shows leaseUntilMs
+ *   later than its own clock reads), no node has been elected leader of a higher term. This is
+ *   what a lease read relies on; it needs clock drift within leaseClockDriftMarginMs;
+ * - check-quorum: a leader that has heard no answer from enough peers to make a quorum (with
+ *   itself) for 2 x electionTimeoutMaxMs + slack of its own clock, while leading one term under one
+ *   config, is no longer leader (it checks every electionTimeoutMaxMs who answered in the period).
  */
 import { createHash } from 'node:crypto';
 import type { Entry, LogIndex, Membership, NodeId, SnapshotMeta, Term } from '../actors/raft/core/types';
@@ -74,6 +80,24 @@ interface NodeMemory {
   /** The snapshot index this node showed (in memory, while it runs), and the one on its disk. */
   snapshot: number;
   diskSnapshot: number;
+  /** Check-quorum: the term it leads and since when (its own clock), and when its config last changed. */
+  leadingSince: { term: number; atMs: number } | null;
+  membershipIndex: number;
+  configSinceMs: number;
+}
+
+/** What the checker may be told beyond the nodes' state (all optional). */
+export interface InvariantOptions {
+  /** Node `id`'s own clock now (default: the simulation's time, as every node keeps it). */
+  readonly localNow?: (id: NodeId) => number;
+  /** Check lease safety (default true). Turn it off to show what a broken clock assumption does to reads. */
+  readonly leaseSafety?: boolean;
+  /**
+   * Check-quorum: how long (ms of the leader's clock) a leader may go on without answers from a
+   * quorum; null (default) leaves the check off. The simulation sets 2 x electionTimeoutMaxMs +
+   * heartbeatIntervalMs when checkQuorum is on.
+   */
+  readonly checkQuorumWindowMs?: number | null;
 }
 
 interface ConfigSeen {
@@ -101,11 +125,54 @@ export class InvariantChecker {
   private readonly committedConfigs: ConfigSeen[] = [];
   private step = 0;
   private timeMs = 0;
+  /** The highest term any node has been seen leading, by whom and when (simulation time). */
+  private highestLed: { term: number; node: NodeId; atMs: number } | null = null;
+  /** Leaders that showed a lease in this step: checked once every node of the step was observed. */
+  private leases: { id: NodeId; term: number; untilMs: number }[] = [];
+  /** Per node: when it last heard an answer from each peer (its own clock). */
+  private readonly answers = new Map<NodeId, Map<NodeId, number>>();
+  private readonly localNow: (id: NodeId) => number;
+  private readonly leaseSafety: boolean;
+  private readonly checkQuorumWindowMs: number | null;
 
-  constructor(readonly seed: number, private readonly quorumDisks?: (id: NodeId) => DurableView | undefined) {}
+  constructor(readonly seed: number, private readonly quorumDisks?: (id: NodeId) => DurableView | undefined, opts: InvariantOptions = {}) {
+    this.localNow = opts.localNow ?? (() => this.timeMs);
+    this.leaseSafety = opts.leaseSafety ?? true;
+    this.checkQuorumWindowMs = opts.checkQuorumWindowMs ?? null;
+  }
 
   /** The simulator moves to a new step; violations found now carry it. */
-  at(step: number, timeMs: number): void { this.step = step; this.timeMs = timeMs; }
+  at(step: number, timeMs: number): void { this.step = step; this.timeMs = timeMs; this.leases = []; }
+
+  /**
+   * Node `to` heard an answer from `from` (an RPC's response packet reached it). Check-quorum counts
+   * answers; this counts every one (a late vote answer too), so the check never fires early.
+   */
+  answered(to: NodeId, from: NodeId): void {
+    let m = this.answers.get(to);
+    if (m === undefined) { m = new Map(); this.answers.set(to, m); }
+    m.set(from, this.localNow(to));
+  }
+
+  /**
+   * After every node of a step was observed. Lease safety: a leader of term T whose lease is valid
+   * (leaseUntilMs after its clock's now) while some node has been elected in a term above T could
+   * serve a lease read that misses that leader's writes. The lease argument: a quorum answered a
+   * request sent at S, and each of them refuses votes until electionTimeoutMinMs after it heard it
+   * (on its clock); the leader stops trusting the lease leaseClockDriftMarginMs before that (on its
+   * own). TimeoutNow voids the lease first, since its candidate's votes override the followers'.
+   */
+  endStep(): void {
+    if (!this.leaseSafety) return;
+    const top = this.highestLed;
+    if (top === null) return;
+    for (const l of this.leases) {
+      if (top.term <= l.term) continue;
+      const now = this.localNow(l.id);
+      if (now >= l.untilMs) continue;
+      this.fail('lease safety', `node ${l.id} leads term ${l.term} with a lease valid until ${l.untilMs.toFixed(3)} ms of its clock (now ${now.toFixed(3)}), but node ${top.node} was elected in term ${top.term} at t=${top.atMs.toFixed(3)} ms: a lease read now would miss its writes`);
+    }
+  }
 
   /**
    * The first violation found. Hooks called from inside an actor (applied, logWritten) throw into
@@ -121,7 +188,13 @@ export class InvariantChecker {
 
   private memory(id: NodeId): NodeMemory {
     let m = this.mem.get(id);
-    if (!m) { m = { term: 0, votedFor: null, commit: 0, applied: 0, role: 'NonVoter', diskTerm: 0, diskVote: null, chain: [], configs: [], membership: null, snapshot: 0, diskSnapshot: 0 }; this.mem.set(id, m); }
+    if (!m) {
+      m = {
+        term: 0, votedFor: null, commit: 0, applied: 0, role: 'NonVoter', diskTerm: 0, diskVote: null, chain: [], configs: [], membership: null, snapshot: 0, diskSnapshot: 0,
+        leadingSince: null, membershipIndex: 0, configSinceMs: 0,
+      };
+      this.mem.set(id, m);
+    }
     return m;
   }
 
@@ -132,6 +205,7 @@ export class InvariantChecker {
    */
   wiped(id: NodeId): void {
     this.mem.delete(id);
+    this.answers.delete(id);
   }
 
   /**
@@ -148,6 +222,8 @@ export class InvariantChecker {
     m.term = disk ? disk.hardState.currentTerm : 0;
     m.votedFor = disk ? disk.hardState.votedFor : null;
     m.membership = null;
+    m.leadingSince = null;
+    this.answers.delete(id);
     // The snapshot in memory comes back from the disk's; one whose record a power loss dropped was never used.
     m.snapshot = disk?.snapshot?.lastIncludedIndex ?? 0;
   }
@@ -169,9 +245,12 @@ export class InvariantChecker {
       if (other !== undefined && other !== id) this.fail('election safety', `nodes ${other} and ${id} both lead term ${s.currentTerm}`);
       if (other === undefined) {
         this.leaders.set(s.currentTerm, id);
+        if (this.highestLed === null || s.currentTerm > this.highestLed.term) this.highestLed = { term: s.currentTerm, node: id, atMs: this.timeMs };
         this.checkCompleteness(id, view, s.currentTerm);
         this.checkLeaderInConfig(id, view, s.currentTerm);
       }
+      if (s.leaseUntilMs !== null) this.leases.push({ id, term: s.currentTerm, untilMs: s.leaseUntilMs });
+      this.checkQuorumLiveness(id, s, m);
       this.checkLeaderDurable(id, view);
       if (!isVoterOf(s.membership, id) && s.membershipIndex <= s.commitIndex) {
         this.fail('removed leader steps down', `node ${id} still leads term ${s.currentTerm} after committing its config at index ${s.membershipIndex}, ${describeMembership(s.membership)}, which leaves it out`);
@@ -188,6 +267,28 @@ export class InvariantChecker {
     m.applied = s.lastApplied;
     m.role = s.role;
     m.membership = s.membership;
+    if (s.membershipIndex !== m.membershipIndex) { m.membershipIndex = s.membershipIndex; m.configSinceMs = this.localNow(id); }
+  }
+
+  /**
+   * Check-quorum (thesis 6.2): a leader looks every electionTimeoutMaxMs at who answered since its
+   * last look and steps down without a quorum. So a leader that, for a whole window of twice that
+   * (plus slack), leading one term under one config, heard answers from too few peers to make a
+   * quorum with itself has stepped down. Answers are what reached the node (SimNetwork), a superset
+   * of what its streams report, so the check never fires early.
+   */
+  private checkQuorumLiveness(id: NodeId, s: CoreStatus, m: NodeMemory): void {
+    const window = this.checkQuorumWindowMs;
+    if (window === null) return;
+    const now = this.localNow(id);
+    if (m.leadingSince === null || m.leadingSince.term !== s.currentTerm || m.role !== 'Leader') m.leadingSince = { term: s.currentTerm, atMs: now };
+    if (s.membershipIndex !== m.membershipIndex) return; // its config changes in this step: the window starts again
+    const since = Math.max(m.leadingSince.atMs, m.configSinceMs);
+    if (now - since < window) return;
+    const heard = new Set<NodeId>([id]);
+    for (const [peer, at] of this.answers.get(id) ?? []) if (at > now - window) heard.add(peer);
+    if (hasQuorum(s.membership, heard)) return;
+    this.fail('check-quorum', `node ${id} still leads term ${s.currentTerm} (since ${m.leadingSince.atMs.toFixed(3)} ms of its clock, now ${now.toFixed(3)}) although in the last ${window} ms it heard answers only from ${JSON.stringify([...heard].sort((a, b) => a - b))} of config ${describeMembership(s.membership)}`);
   }
 
   /**
@@ -464,6 +565,12 @@ export class InvariantChecker {
 
   /** Highest index known committed. */
   get committedIndex(): number { return this.committedTerm.length - 1; }
+}
+
+/** Whether `granted` holds a majority of the voters (of both halves while joint). */
+function hasQuorum(m: Membership, granted: ReadonlySet<NodeId>): boolean {
+  const majority = (group: readonly NodeId[]) => group.length === 0 || group.filter((v) => granted.has(v)).length * 2 > group.length;
+  return majority(m.members) && (m.membersAfterConsensus === null || majority(m.membersAfterConsensus));
 }
 
 function isVoterOf(m: Membership, id: NodeId): boolean {

@@ -98,6 +98,8 @@ export class SimNetwork {
   private readonly incarnations = new Map<NodeId, number>();
   private readonly up = new Set<NodeId>();
   private deliver: DeliverFn = () => null;
+  /** @internal Told of every answer (a response, not an error) that reached the node that asked: the simulation's check-quorum invariant. */
+  onAnswer: ((to: NodeId, from: NodeId) => void) | null = null;
 
   constructor(private readonly clock: Clock, private readonly random: SeededRandom, private readonly trace: (line: string) => void) {}
 
@@ -177,7 +179,7 @@ export class SimNetwork {
       if (answer === null) { this.stats.deadNodeDrops++; return; }
       this.stats.delivered++;
       answer.then(
-        (bytes) => this.transmit({ from: to, to: from, fromIncarnation: toInc, toIncarnation: inc, answer: true, label: `resp ${to}>${from}`, run: () => deliverAnswer(() => reply.resolve(bytes)) }),
+        (bytes) => this.transmit({ from: to, to: from, fromIncarnation: toInc, toIncarnation: inc, answer: true, label: `resp ${to}>${from}`, run: () => deliverAnswer(() => { this.onAnswer?.(from, to); reply.resolve(bytes); }) }),
         (err: Error) => this.transmit({ from: to, to: from, fromIncarnation: toInc, toIncarnation: inc, answer: true, label: `err ${to}>${from}`, run: () => deliverAnswer(() => reply.reject(err)) }),
       );
     };

@@ -18,7 +18,8 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import type { ActorSpec, Runnable } from '../runtime/index';
-import { VirtualClock } from '../runtime/clock';
+import type { Clock } from '../runtime/actor';
+import { type ClockDrift, SkewedClock, VirtualClock } from '../runtime/clock';
 import { ManualDispatcher } from '../runtime/dispatcher';
 import { createLogger, type Logger } from '../runtime/logging';
 import { SeededRandom } from '../runtime/random';
@@ -32,7 +33,7 @@ import type { ClientWriteResponse, ConfigChangeResult, RaftActor, RaftInspection
 import { raftActorId, type InboundRpc } from '../network/network';
 import { KvStateMachine } from '../examples/kv/kv-state-machine';
 import { DEFAULT_DISK, type DiskOptions, SimDisk } from './disk';
-import { InvariantChecker, InvariantViolationError } from './invariants';
+import { InvariantChecker, InvariantViolationError, type InvariantOptions } from './invariants';
 import { NodeDisk, SimStorageActor } from './sim-storage';
 import { RELIABLE_NETWORK, SimNetwork, type NetworkFaults, validateFaults } from './sim-network';
 
@@ -87,7 +88,24 @@ export interface SimulationOptions {
   readonly maxSteps?: number;
   /** Default: silent. */
   readonly logger?: Logger;
+  /**
+   * Per node id, a clock that drifts from the simulation's virtual clock (SkewedClock: `rate` times
+   * as fast, plus `offsetMs`). The node's Raft actor and replication streams keep its time: its
+   * election timeouts, heartbeats, check-quorum and lease. Nodes not named keep virtual time.
+   */
+  readonly clocks?: Readonly<Record<number, ClockDrift>>;
+  /**
+   * Exactly-once client sessions on every node (RaftNodeOptions.sessions; default false). The session
+   * table lives in memory and snapshots only, so the state machine is rebuilt at every start:
+   * `durableStateMachine` defaults to false, and true is refused.
+   */
+  readonly sessions?: boolean;
+  /** Turn off invariants that rest on assumptions a test breaks on purpose (`leaseSafety: false`). */
+  readonly invariants?: Pick<InvariantOptions, 'leaseSafety'>;
 }
+
+/** Called with every batch a node's state machine applies (see Simulation.onApplied). */
+export type ApplyListener = (id: NodeId, sm: StateMachine, entries: readonly Entry[]) => void;
 
 /** The simulation itself failed to make progress or was misused. */
 export class SimulationError extends Error {
@@ -210,13 +228,16 @@ export class Simulation {
   private readonly diskOptions: DiskOptions;
   private eventSeq = 0;
   private closed = false;
+  private readonly applyListeners: ApplyListener[] = [];
 
   private constructor(readonly seed: number, private readonly opts: SimulationOptions) {
     this.random = new SeededRandom(seed);
     this.lines = opts.keepTrace ? [] : null;
     this.config = buildConfig(opts.config);
     this.app = opts.application ?? KV_APPLICATION;
-    this.durableSm = opts.durableStateMachine ?? true;
+    // A state machine that keeps its state across restarts loses the session table (docs/CLIENTS.md,
+    // "What sessions do not cover"): with sessions it is rebuilt at every start.
+    this.durableSm = opts.durableStateMachine ?? opts.sessions !== true;
     this.maxSteps = opts.maxSteps ?? 5_000_000;
     this.dispatcher = new ManualDispatcher((task: Runnable) => this.trace(`run ${(task as { id?: string }).id ?? '?'}`));
     this.system = ActorSystem.create({ clock: this.clock, dispatcher: this.dispatcher, seed, logger: opts.logger ?? createLogger({ level: 'silent' }) });
@@ -233,7 +254,16 @@ export class Simulation {
     for (const id of this.ids) {
       this.nodes.set(id, { id, handle: null, nodeDisk: this.newDisk(id, 0), sm: null, failure: null, crashes: 0, wipes: 0, creatingSnapshot: false, initialMember: this.initialMembers.includes(id) });
     }
-    this.checker = new InvariantChecker(seed, opts.storage ? undefined : (id) => this.nodes.get(id)?.nodeDisk.view);
+    for (const [id, drift] of Object.entries(opts.clocks ?? {})) {
+      if (!this.nodes.has(Number(id) as NodeId)) throw new RangeError(`clocks: no node ${id} in this simulation (ids 1..${opts.nodes})`);
+      new SkewedClock(this.clock, drift); // validates the drift
+    }
+    this.checker = new InvariantChecker(seed, opts.storage ? undefined : (id) => this.nodes.get(id)?.nodeDisk.view, {
+      localNow: (id) => this.localNow(id),
+      leaseSafety: opts.invariants?.leaseSafety ?? true,
+      checkQuorumWindowMs: this.config.checkQuorum ? 2 * this.config.electionTimeoutMaxMs + this.config.heartbeatIntervalMs : null,
+    });
+    this.network.onAnswer = (to, from) => this.checker.answered(to, from);
   }
 
   /** Starts every node (and forms the cluster of the initial members unless `init: false`). */
@@ -242,6 +272,8 @@ export class Simulation {
     const sim = new Simulation(opts.seed, opts);
     // The first line is unchanged for a cluster of every node, so existing traces keep their hash.
     sim.trace(`sim seed=${opts.seed} nodes=${opts.nodes}${sim.initialMembers.length === opts.nodes ? '' : ` members=${sim.initialMembers.length}`}`);
+    for (const [id, d] of Object.entries(opts.clocks ?? {})) sim.trace(`clock-drift ${id} rate=${d.rate} offset=${d.offsetMs ?? 0}`);
+    if (opts.sessions === true) sim.trace('sessions');
     for (const id of sim.ids) await sim.settle(sim.startNode(id));
     if (opts.init ?? true) {
       const inits = sim.initialMembers.map((id) => sim.node(id).initWithConfig(sim.initialMembers));
@@ -253,6 +285,25 @@ export class Simulation {
   // ---- time and steps ----
 
   now(): number { return this.clock.now(); }
+
+  /** Whether the nodes run exactly-once client sessions (the `sessions` option). */
+  get sessions(): boolean { return this.opts.sessions === true; }
+
+  /** What node `id`'s own clock reads now: virtual time, or its drifting clock (`clocks`). */
+  localNow(id: number): number {
+    const d = this.opts.clocks?.[id];
+    return d === undefined ? this.clock.now() : (d.offsetMs ?? 0) + d.rate * this.clock.now();
+  }
+
+  /**
+   * Calls `fn` with every batch of entries a node's state machine applies, after it applied them
+   * (with the state machine, which a restart without durableStateMachine replaces). A listener that
+   * finds something wrong reports it with `checker.fail`. Returns the function that removes it.
+   */
+  onApplied(fn: ApplyListener): () => void {
+    this.applyListeners.push(fn);
+    return () => { const i = this.applyListeners.indexOf(fn); if (i >= 0) this.applyListeners.splice(i, 1); };
+  }
 
   /** A number that orders events (client calls and returns) of this simulation. */
   nextEventSeq(): number { return ++this.eventSeq; }
@@ -481,7 +532,10 @@ export class Simulation {
     const sm = n.sm;
     const hashState = this.app.stateHash;
     const observed = new ObservedStateMachine(sm, {
-      applied: (entries) => this.checker.applied(id, entries, hashState ? hashState(sm) : undefined),
+      applied: (entries) => {
+        this.checker.applied(id, entries, hashState ? hashState(sm) : undefined);
+        for (const l of this.applyListeners) l(id, sm, entries);
+      },
       snapshotTaken: () => { n.creatingSnapshot = true; },
       restored: (meta) => {
         this.stats.snapshotRestores++;
@@ -504,6 +558,8 @@ export class Simulation {
         system: this.system, id, network: this.network.endpointSpec(id, incarnation), storage,
         stateMachine: { factory: () => observed }, placement: 'local', config: this.config, cpuPool: false,
         onFailed: (error) => this.nodeFailed(id, error),
+        ...(this.opts.sessions === true ? { sessions: true } : {}),
+        ...(this.opts.clocks?.[id] !== undefined ? { clock: (base: Clock) => new SkewedClock(base, this.opts.clocks![id]!) } : {}),
       });
     } catch (err) {
       this.network.nodeDown(id);
@@ -544,6 +600,7 @@ export class Simulation {
       const view = this.inspect(id);
       if (view) this.checker.observe(id, view);
     }
+    this.checker.endStep();
   }
 }
 
@@ -553,6 +610,9 @@ function validateOptions(o: SimulationOptions): void {
   if (!Number.isInteger(o.nodes) || o.nodes < 1 || o.nodes > 15) throw new RangeError(`nodes must be an integer in 1..15, got ${String(o.nodes)}`);
   if (o.members !== undefined && !(Number.isInteger(o.members) && o.members >= 1 && o.members <= o.nodes)) {
     throw new RangeError(`members must be an integer in 1..nodes (${String(o.nodes)}), got ${String(o.members)}`);
+  }
+  if (o.sessions === true && o.durableStateMachine === true) {
+    throw new RangeError('sessions need a state machine rebuilt at every start (durableStateMachine: false): one that persists itself loses the session table on restart (docs/CLIENTS.md)');
   }
   if (o.maxSteps !== undefined && !(Number.isInteger(o.maxSteps) && o.maxSteps > 0)) throw new RangeError(`maxSteps must be a positive integer, got ${String(o.maxSteps)}`);
   const d = o.disk ?? {};
