@@ -9,7 +9,11 @@
  */
 import { Piscina } from 'piscina';
 import * as path from 'node:path';
-import { addSnapshotReport, emptySnapshotReport, runChaos, type ChaosOptions, type RunReport, type SnapshotReport, type ViolationKind } from './chaos';
+import {
+  addReadCounts, addSessionCounts, addSnapshotReport, addTriggerReport, emptyReadCounts, emptySessionCounts, emptySnapshotReport, runChaos,
+  type ChaosOptions, type RunReport, type SnapshotReport, type TriggerReport, type ViolationKind,
+} from './chaos';
+import type { ReadCounts, SessionCounts } from './workload';
 import { addMembershipReport, emptyMembershipReport, type MembershipReport } from './membership-nemesis';
 
 export interface CampaignOptions extends Omit<ChaosOptions, 'seed' | 'onSimulation' | 'keepTrace'> {
@@ -36,6 +40,12 @@ export interface CampaignSummary {
   readonly membership: MembershipReport;
   /** Snapshots over every run: created, transfers begun and installed, chunks, restores, snapshotNow calls. */
   readonly snapshots: SnapshotReport;
+  /** Reads by consistency level over every run: answered (checked for linearizability) and failed. */
+  readonly reads: ReadCounts;
+  /** Runs whose clients used sessions, and their session registrations, retries and retried writes settled. */
+  readonly sessions: SessionCounts & { runs: number };
+  /** The nemesis's manual triggers (transfer, elect-now, heartbeat-now) and how they ended. */
+  readonly triggers: TriggerReport;
   readonly violations: readonly { readonly seed: number; readonly kind: ViolationKind; readonly message: string; readonly replay: string }[];
   readonly undecidedSeeds: readonly number[];
 }
@@ -74,7 +84,14 @@ export function summarize(reports: readonly RunReport[], wallMs: number): Campai
   let checks = 0;
   const membership = emptyMembershipReport();
   const snapshots = emptySnapshotReport();
+  const reads = emptyReadCounts();
+  const sessions = { runs: 0, ...emptySessionCounts() };
+  const triggers: TriggerReport = {};
   for (const r of reports) {
+    if (r.reads) addReadCounts(reads, r.reads);
+    if (r.sessionCounts) addSessionCounts(sessions, r.sessionCounts);
+    if (r.sessions) sessions.runs++;
+    if (r.triggers) addTriggerReport(triggers, r.triggers);
     if (r.membership) addMembershipReport(membership, r.membership);
     if (r.snapshots) addSnapshotReport(snapshots, r.snapshots);
     steps += r.steps;
@@ -93,6 +110,6 @@ export function summarize(reports: readonly RunReport[], wallMs: number): Campai
   const undecidedSeeds = reports.filter((r) => r.violation === null && r.history.verdict !== 'ok').map((r) => r.seed);
   return {
     runs: reports.length, passed: reports.filter((r) => r.ok).length, failed: violations.length, undecided: undecidedSeeds.length,
-    steps, virtualMs, wallMs, faults, invariantChecks: checks, histories, membership, snapshots, violations, undecidedSeeds,
+    steps, virtualMs, wallMs, faults, invariantChecks: checks, histories, membership, snapshots, reads, sessions, triggers, violations, undecidedSeeds,
   };
 }

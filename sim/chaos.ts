@@ -6,7 +6,7 @@
  * 2. heal: faults off, every node back up. The cluster must elect a leader and commit a new write
  *    within `healMs`, settle any membership change, and every member must catch up, or the run
  *    fails for liveness;
- * 3. the clients' history is checked for linearizability.
+ * 3. the clients' history (writes, and reads at every consistency level) is checked for linearizability.
  * A run never throws for a finding: it reports it, with the command that replays it.
  *
  * @example
@@ -15,23 +15,36 @@
  */
 import type { NodeId } from '../actors/raft/core/types';
 import type { RaftConfig } from '../actors/raft/core/config';
-import type { SeededRandom } from '../runtime/random';
+import { SeededRandom } from '../runtime/random';
 import { describeMembership, InvariantViolationError } from './invariants';
 import { RELIABLE_NETWORK, UNRELIABLE_NETWORK, type NetworkFaults } from './sim-network';
 import { Simulation } from './simulation';
 import {
   configSettled, defaultMembers, emptyMembershipReport, MEMBERSHIP_CATCH_UP_TIMEOUT_MS, MembershipNemesis, membersOf, type MembershipReport,
 } from './membership-nemesis';
-import { KvWorkload } from './workload';
+import { emptyReadCounts, emptySessionCounts, KvWorkload, type ReadCounts, type ReadLevel, type SessionCounts } from './workload';
 import { kvModel } from './linearizability';
 
 /**
  * What the nemesis may do during chaos. Packet faults (loss, duplication, delay, reordering) are
  * `packets`; `membership` proposes config changes on the leader and wipes removed nodes;
  * `snapshot` asks a random node for a snapshot now (RaftNode.snapshotNow), besides the automatic
- * snapshots of the `snapshotEvery` policy.
+ * snapshots of the `snapshotEvery` policy. `cut-link` cuts one link both ways (the leader's with a
+ * follower, or any two nodes'): partial connectivity. The manual triggers run alongside the other
+ * faults: `transfer` hands leadership to a random voter (RaftNode.transferLeadership), `elect-now`
+ * starts an election on a node that does not lead (electNow), `heartbeat-now` confirms the leader
+ * (heartbeatNow).
  */
-export const FAULT_KINDS = ['packets', 'partition', 'one-way', 'partial', 'isolate', 'clog', 'crash', 'torn-write', 'slow-disk', 'membership', 'snapshot'] as const;
+export const FAULT_KINDS = [
+  'packets', 'partition', 'one-way', 'partial', 'isolate', 'clog', 'crash', 'torn-write', 'slow-disk', 'membership', 'snapshot',
+  'cut-link', 'transfer', 'elect-now', 'heartbeat-now',
+] as const;
+
+/** Fault kinds that run alongside the others at each nemesis action, rather than being one of them. */
+const ALONGSIDE: readonly FaultKind[] = ['packets', 'membership', 'snapshot', 'transfer', 'elect-now', 'heartbeat-now'];
+
+/** Chance per nemesis action of each manual trigger. */
+const TRIGGER_PROBABILITY = 0.15;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export interface ChaosOptions {
@@ -60,6 +73,23 @@ export interface ChaosOptions {
    */
   readonly snapshotEvery?: number;
   readonly config?: Partial<RaftConfig>;
+  /**
+   * Exactly-once client sessions: the nodes run them and the clients retry writes of unknown
+   * outcome with the same serial. Default off: the session layer's snapshots are not yet byte for
+   * byte the same from run to run (v8.serialize), so a run with sessions and snapshots may not
+   * replay exactly (docs/SIMULATION.md).
+   */
+  readonly sessions?: boolean;
+  /** The levels the clients read at (default: all of READ_LEVELS). */
+  readonly readLevels?: readonly ReadLevel[];
+  /**
+   * Clock drift: every node's clock runs at its own rate, drawn from the seed uniformly in
+   * [1 - d, 1 + d] (0, the default: every node keeps virtual time). Lease reads are safe while
+   * (1 + d) / (1 - d) <= electionTimeoutMinMs / (electionTimeoutMinMs - leaseClockDriftMarginMs).
+   */
+  readonly clockDrift?: number;
+  /** Turn off invariants a run breaks on purpose (`leaseSafety: false`: drift beyond the lease margin). */
+  readonly invariants?: { readonly leaseSafety?: boolean };
   readonly keepTrace?: boolean;
   /** Called with the simulation once it is created, before any fault: attach your own probes here. */
   readonly onSimulation?: (sim: Simulation) => void;
@@ -85,6 +115,13 @@ export interface RunReport {
   readonly membership: MembershipReport;
   /** Snapshots taken, transferred, installed and restored, and the nemesis's snapshotNow calls. */
   readonly snapshots: SnapshotReport;
+  /** Whether the clients used sessions. */
+  readonly sessions: boolean;
+  /** Reads by level (answered, failed), session registrations and retries. */
+  readonly reads: ReadCounts;
+  readonly sessionCounts: SessionCounts;
+  /** The manual triggers the nemesis pulled (transfer, elect-now, heartbeat-now) and how each ended. */
+  readonly triggers: TriggerReport;
   readonly violation: { readonly kind: ViolationKind; readonly message: string; readonly step?: number } | null;
   readonly traceHash: string;
   /** The command that replays this run exactly. */
@@ -104,6 +141,30 @@ export interface SnapshotReport {
   /** The nemesis's snapshotNow calls: asked, answered with a snapshot, refused (NotAllowedError), failed otherwise (node stopped, timeout). */
   now: { asked: number; ok: number; refused: number; failed: number };
 }
+
+/** Per manual trigger: asked, ok, and failures by error code (LeaderTransferError by its reason). */
+export type TriggerReport = Record<string, { asked: number; ok: number; failed: Record<string, number> }>;
+
+export function addTriggerReport(into: TriggerReport, r: TriggerReport): void {
+  for (const [k, t] of Object.entries(r)) {
+    const a = (into[k] ??= { asked: 0, ok: 0, failed: {} });
+    a.asked += t.asked;
+    a.ok += t.ok;
+    for (const [code, n] of Object.entries(t.failed)) a.failed[code] = (a.failed[code] ?? 0) + n;
+  }
+}
+
+export function addReadCounts(into: ReadCounts, r: ReadCounts): void {
+  for (const k of Object.keys(into) as (keyof ReadCounts)[]) { into[k].ok += r[k].ok; into[k].fail += r[k].fail; }
+}
+
+export function addSessionCounts(into: SessionCounts, r: SessionCounts): void {
+  into.registered += r.registered;
+  into.retries += r.retries;
+  into.recovered += r.recovered;
+}
+
+export { emptyReadCounts, emptySessionCounts };
 
 export function emptySnapshotReport(): SnapshotReport {
   return { created: 0, transfers: 0, installs: 0, chunks: 0, restores: 0, now: { asked: 0, ok: 0, refused: 0, failed: 0 } };
@@ -137,6 +198,9 @@ export function replayCommand(opts: ChaosOptions): string {
   if (opts.keys !== undefined && opts.keys !== DEFAULTS.keys) args.push(`--keys ${opts.keys}`);
   if (opts.faults !== undefined) args.push(`--faults ${opts.faults.join(',')}`);
   if (opts.snapshotEvery !== undefined && opts.snapshotEvery !== DEFAULTS.snapshotEvery) args.push(`--snapshot-every ${opts.snapshotEvery}`);
+  if (opts.sessions !== undefined) args.push(`--sessions ${opts.sessions ? 'on' : 'off'}`);
+  if (opts.readLevels !== undefined) args.push(`--read-levels ${opts.readLevels.join(',')}`);
+  if (opts.clockDrift !== undefined && opts.clockDrift !== 0) args.push(`--clock-drift ${opts.clockDrift}`);
   return `npm run sim -- ${args.join(' ')} --trace sim-trace-${opts.seed}.txt`;
 }
 
@@ -153,15 +217,17 @@ export async function runChaos(opts: ChaosOptions): Promise<RunReport> {
   const snapshotEvery = opts.snapshotEvery ?? DEFAULTS.snapshotEvery;
   if (!(Number.isSafeInteger(snapshotEvery) && snapshotEvery >= 0)) throw new RangeError(`snapshotEvery must be an integer >= 0, got ${String(snapshotEvery)}`);
   const snapshotConfig: Partial<RaftConfig> = { snapshotLogsSinceLast: snapshotEvery, snapshotKeepEntries: SNAPSHOT_KEEP_ENTRIES, snapshotMaxChunkBytes: SNAPSHOT_CHUNK_BYTES };
+  const sessions = opts.sessions ?? false;
   const sim = await Simulation.create({
-    seed: opts.seed, nodes, members, keepTrace: opts.keepTrace,
+    seed: opts.seed, nodes, members, keepTrace: opts.keepTrace, sessions, clocks: driftingClocks(opts.seed, nodes, opts.clockDrift ?? 0),
+    ...(opts.invariants !== undefined ? { invariants: opts.invariants } : {}),
     // A catch-up stalled on a node that is down or cut off gives way after 1 s rather than the
     // default 30 s, so that one change does not hold up every other for the rest of the chaos.
     config: { ...snapshotConfig, ...(kinds.has('membership') ? { catchUpTimeoutMs: MEMBERSHIP_CATCH_UP_TIMEOUT_MS } : {}), ...opts.config },
     disk: { tornWriteProbability: kinds.has('torn-write') ? 0.5 : 0 },
   });
   opts.onSimulation?.(sim);
-  const workload = new KvWorkload(sim, { clients: opts.clients ?? DEFAULTS.clients, keys: opts.keys ?? DEFAULTS.keys });
+  const workload = new KvWorkload(sim, { clients: opts.clients ?? DEFAULTS.clients, keys: opts.keys ?? DEFAULTS.keys, ...(opts.readLevels !== undefined ? { readLevels: opts.readLevels } : {}) });
   const nemesis = new Nemesis(sim, kinds, sim.random.fork('nemesis'), count);
   try {
     // ---- chaos ----
@@ -236,11 +302,25 @@ export async function runChaos(opts: ChaosOptions): Promise<RunReport> {
       created: sim.stats.snapshotsCreated, transfers: sim.stats.snapshotTransfers, installs: sim.stats.snapshotInstalls,
       chunks: sim.stats.snapshotChunks, restores: sim.stats.snapshotRestores, now: nemesis.snapshotNow,
     },
+    sessions, reads: w.reads, sessionCounts: w.sessions, triggers: nemesis.triggers,
     violation, traceHash: sim.traceHash(), replay: replayCommand(opts),
   };
 }
 
 class NodeFailure extends Error {}
+
+/**
+ * Per node, a clock rate drawn from the seed uniformly in [1 - drift, 1 + drift] (none when drift
+ * is 0). Drawn from a stream of its own, so the rest of the run draws what it always drew.
+ */
+export function driftingClocks(seed: number, nodes: number, drift: number): Record<number, { rate: number }> | undefined {
+  if (!(typeof drift === 'number' && drift >= 0 && drift < 1)) throw new RangeError(`clockDrift must be a number in [0, 1), got ${String(drift)}`);
+  if (drift === 0) return undefined;
+  const random = new SeededRandom(seed).fork('clocks');
+  const out: Record<number, { rate: number }> = {};
+  for (let id = 1; id <= nodes; id++) out[id] = { rate: 1 - drift + 2 * drift * random.nextFloat() };
+  return out;
+}
 
 /** One line per node: role, term, vote, last log index, commit and applied. */
 export function describeNodes(sim: Simulation): string {
@@ -274,6 +354,8 @@ class Nemesis {
   private tearNext: NodeId | null = null;
   /** The snapshotNow calls of the `snapshot` fault and how they ended. */
   readonly snapshotNow = { asked: 0, ok: 0, refused: 0, failed: 0 };
+  /** The manual triggers pulled and how they ended. */
+  readonly triggers: TriggerReport = {};
 
   constructor(private readonly sim: Simulation, private readonly kinds: Set<FaultKind>, readonly random: SeededRandom,
     private readonly count: (k: string, n?: number) => void) {
@@ -318,7 +400,12 @@ class Nemesis {
     }
     // Snapshots on demand run alongside the other faults too: at 1 in 5 actions, on a random running node.
     if (this.kinds.has('snapshot') && this.random.nextFloat() < 0.2) this.askSnapshot();
-    const actions = [...this.kinds].filter((k) => k !== 'packets' && k !== 'membership' && k !== 'snapshot');
+    // The manual triggers too, each at TRIGGER_PROBABILITY (a draw only when the kind is on, so
+    // runs without them draw what they always drew).
+    for (const t of ['transfer', 'elect-now', 'heartbeat-now'] as const) {
+      if (this.kinds.has(t) && this.random.nextFloat() < TRIGGER_PROBABILITY) this.pull(t);
+    }
+    const actions = [...this.kinds].filter((k) => !ALONGSIDE.includes(k));
     if (actions.length === 0 || this.random.nextFloat() < 0.25) return;
     // Often heal what the network holds first, so partitions come and go rather than pile up.
     if (this.random.nextFloat() < 0.5) { sim.network.heal(); sim.trace('nemesis heal-network'); }
@@ -352,6 +439,16 @@ class Nemesis {
       case 'isolate':
         sim.network.isolate(pick(), ids);
         break;
+      case 'cut-link': {
+        // Partial connectivity: one link cut both ways, the leader's with a follower half the time.
+        const leader = sim.leader();
+        let [a, b] = this.twoDistinct();
+        if (leader !== null && this.random.nextFloat() < 0.5) { a = leader; b = this.otherThan(leader); }
+        sim.network.cut(a, b);
+        sim.network.cut(b, a);
+        sim.trace(`nemesis cut-link ${a}<>${b}`);
+        break;
+      }
       case 'clog': {
         const [a, b] = this.twoDistinct();
         sim.network.clog(a, b);
@@ -400,6 +497,48 @@ class Nemesis {
     );
   }
 
+  /**
+   * A manual trigger, not awaited: its outcome is counted when it arrives. `transfer`: the leader
+   * of the highest term hands leadership to a random voter of its latest config (not itself);
+   * `elect-now`: a running node that does not lead starts an election (a pre-vote round first;
+   * NotAllowed on a non-voter); `heartbeat-now`: the leader confirms its leadership with a quorum.
+   */
+  private pull(kind: 'transfer' | 'elect-now' | 'heartbeat-now'): void {
+    const sim = this.sim;
+    const t = (this.triggers[kind] ??= { asked: 0, ok: 0, failed: {} });
+    const leader = sim.leader();
+    let call: Promise<unknown>;
+    if (kind === 'elect-now') {
+      const pool = sim.upNodes().filter((id) => id !== leader);
+      if (pool.length === 0) return;
+      const id = pool[this.random.nextInt(0, pool.length)];
+      sim.trace(`nemesis elect-now ${id}`);
+      call = sim.node(id).electNow();
+    } else {
+      if (leader === null) return;
+      if (kind === 'heartbeat-now') {
+        sim.trace(`nemesis heartbeat-now ${leader}`);
+        call = sim.node(leader).heartbeatNow({ timeoutMs: 1_000 });
+      } else {
+        const m = sim.inspect(leader)!.status.membership;
+        const voters = (m.membersAfterConsensus ?? m.members).filter((v) => v !== leader);
+        if (voters.length === 0) return;
+        const to = voters[this.random.nextInt(0, voters.length)];
+        sim.trace(`nemesis transfer ${leader}->${to}`);
+        call = sim.node(leader).transferLeadership(to, { timeoutMs: 1_000 });
+      }
+    }
+    this.count(kind);
+    t.asked++;
+    call.then(
+      () => { t.ok++; },
+      (err: Error & { code?: string; reason?: string }) => {
+        const code = `${err.code ?? err.name}${err.code === 'LeaderTransfer' ? `:${err.reason}` : ''}`;
+        t.failed[code] = (t.failed[code] ?? 0) + 1;
+      },
+    );
+  }
+
   /** Everything back to normal: links, clogs, disks, and every crashed node restarted. */
   async healAll(): Promise<void> {
     const sim = this.sim;
@@ -424,6 +563,11 @@ class Nemesis {
     const a = this.random.nextInt(0, ids.length);
     const b = (a + this.random.nextInt(1, ids.length)) % ids.length;
     return [ids[a], ids[b]];
+  }
+
+  private otherThan(id: NodeId): NodeId {
+    const others = this.sim.ids.filter((o) => o !== id);
+    return others[this.random.nextInt(0, others.length)];
   }
 
   private shuffle(ids: readonly NodeId[]): NodeId[] {

@@ -7,9 +7,12 @@
  * Options: --seeds a..b | a,b,c; --seed n; --nodes n (5); --members n (initial members; default
  * all nodes, or nodes - seed % 3 with the membership fault); --chaos-ms (4000); --heal-ms (10000);
  * --clients (4); --keys (3); --faults kind,kind (all: packets, partition, one-way, partial,
- * isolate, clog, crash, torn-write, slow-disk, membership, snapshot); --snapshot-every n (40: a
- * snapshot every n applied entries; 0 off); --jobs n (1; worker threads); --out file (also write
- * the summary there); --trace file (single seed only); --quiet (no progress).
+ * isolate, clog, crash, torn-write, slow-disk, membership, snapshot, cut-link, transfer, elect-now,
+ * heartbeat-now); --snapshot-every n (40: a snapshot every n applied entries; 0 off);
+ * --sessions on|off (client sessions; default off);
+ * --read-levels command,linearizable,lease,log (all by default); --clock-drift d (each node's
+ * clock runs at a rate in [1-d, 1+d]; 0); --jobs n (1; worker threads); --out file (also
+ * write the summary there); --trace file (single seed only); --quiet (no progress).
  *
  * Exit status: 0 all runs passed; 1 a violation was found; 2 bad arguments; 3 no violation, but
  * some history could not be decided within the checker's budget (not a pass).
@@ -17,11 +20,12 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { FAULT_KINDS, runChaos, type ChaosOptions, type FaultKind, type RunReport } from './chaos';
+import { READ_LEVELS, type ReadLevel } from './workload';
 import { runCampaign, seedRange, summarize } from './campaign';
 import { Simulation } from './simulation';
 
 function usage(message: string): never {
-  process.stderr.write(`${message}\nusage: npm run sim -- --seeds 1..200 [--nodes 5] [--members 3] [--chaos-ms 4000] [--heal-ms 10000] [--clients 4] [--keys 3] [--faults ${FAULT_KINDS.join(',')}] [--snapshot-every 40] [--jobs 1] [--out summary.json] [--quiet]\n       npm run sim -- --seed 17 [--nodes 5] [--trace trace.txt]\n`);
+  process.stderr.write(`${message}\nusage: npm run sim -- --seeds 1..200 [--nodes 5] [--members 3] [--chaos-ms 4000] [--heal-ms 10000] [--clients 4] [--keys 3] [--faults ${FAULT_KINDS.join(',')}] [--snapshot-every 40] [--sessions on|off] [--read-levels ${READ_LEVELS.join(',')}] [--clock-drift 0] [--jobs 1] [--out summary.json] [--quiet]\n       npm run sim -- --seed 17 [--nodes 5] [--trace trace.txt]\n`);
   process.exit(2);
 }
 
@@ -78,7 +82,7 @@ async function main(): Promise<number> {
       options: {
         seeds: { type: 'string' }, seed: { type: 'string' }, nodes: { type: 'string' }, members: { type: 'string' }, 'chaos-ms': { type: 'string' },
         'heal-ms': { type: 'string' }, clients: { type: 'string' }, keys: { type: 'string' }, faults: { type: 'string' },
-        'snapshot-every': { type: 'string' }, jobs: { type: 'string' }, out: { type: 'string' }, trace: { type: 'string' }, quiet: { type: 'boolean' },
+        'snapshot-every': { type: 'string' }, sessions: { type: 'string' }, 'read-levels': { type: 'string' }, 'clock-drift': { type: 'string' }, jobs: { type: 'string' }, out: { type: 'string' }, trace: { type: 'string' }, quiet: { type: 'boolean' },
       },
       strict: true,
     }).values;
@@ -93,6 +97,19 @@ async function main(): Promise<number> {
     const bad = faults.find((k) => !(FAULT_KINDS as readonly string[]).includes(k));
     if (bad !== undefined) usage(`unknown fault kind '${bad}' (known: ${FAULT_KINDS.join(', ')})`);
   }
+  let readLevels: ReadLevel[] | undefined;
+  if (args['read-levels'] !== undefined) {
+    readLevels = args['read-levels'].split(',').map((s) => s.trim()).filter((s) => s.length > 0) as ReadLevel[];
+    const bad = readLevels.find((k) => !(READ_LEVELS as readonly string[]).includes(k));
+    if (bad !== undefined || readLevels.length === 0) usage(`unknown read level '${bad ?? ''}' (known: ${READ_LEVELS.join(', ')})`);
+  }
+  if (args.sessions !== undefined && args.sessions !== 'on' && args.sessions !== 'off') usage(`--sessions takes on or off, got '${args.sessions}'`);
+  const sessions = args.sessions === undefined ? undefined : args.sessions === 'on';
+  let clockDrift: number | undefined;
+  if (args['clock-drift'] !== undefined) {
+    clockDrift = Number(args['clock-drift']);
+    if (!(clockDrift >= 0 && clockDrift < 1)) usage(`--clock-drift must be a number in [0, 1), got '${args['clock-drift']}'`);
+  }
   const nodes = int(args.nodes, 'nodes', 1);
   if (nodes !== undefined && nodes > 15) usage('--nodes must be at most 15');
   const members = int(args.members, 'members', 1);
@@ -100,7 +117,7 @@ async function main(): Promise<number> {
   const base: Omit<ChaosOptions, 'seed'> = {
     nodes, members, chaosMs: int(args['chaos-ms'], 'chaos-ms', 0), healMs: int(args['heal-ms'], 'heal-ms', 1),
     clients: int(args.clients, 'clients', 1), keys: int(args.keys, 'keys', 1), faults,
-    snapshotEvery: int(args['snapshot-every'], 'snapshot-every', 0),
+    snapshotEvery: int(args['snapshot-every'], 'snapshot-every', 0), sessions, readLevels, clockDrift,
   };
   const quiet = args.quiet ?? false;
   let summary;
