@@ -193,6 +193,38 @@ describe('Raft extensions on the simulator (issue 7)', function () {
     });
   });
 
+  describe('electNow and the lease', () => {
+    // Skipped until fixed (found by the campaign with sessions on, seeds 221 and 537): electNow on a
+    // follower that heard its leader within electionTimeoutMinMs starts an election that counts its
+    // own (pre-)vote, although that follower refuses its vote to any other candidate for that long.
+    // The leader's lease counts on the follower's silence, so with one other node that no longer
+    // hears the leader, a new leader is elected while the old one's lease is valid, and a lease read
+    // on the old leader misses the new leader's writes.
+    it.skip('electNow on a follower inside the leader\'s lease never elects anyone while that lease is valid', async () => {
+      const sim = await Simulation.create({ seed: 1, nodes: 3, invariants: { leaseSafety: false } });
+      try {
+        const leader = await leaderOf(sim);
+        const [a, b] = sim.ids.filter((id) => id !== leader);
+        await put(sim, leader, 'k', 'v0');
+        cutBoth(sim, leader, b); // b stops hearing the leader: its lease of it runs out
+        await sim.runFor(400);
+        // A heartbeat round: the leader's lease now counts on a's answer.
+        await sim.settle(sim.node(leader).heartbeatNow());
+        sim.network.cut(a as NodeId, leader as NodeId); // the old leader will not hear a's new term
+        const elect = sim.node(a).electNow().catch((e: Error) => e);
+        await sim.runUntil(() => sim.leader() === a, { timeoutMs: 80, what: `node ${a} elected` }).catch(() => undefined);
+        await sim.settle(elect);
+        if (sim.leader() !== a) return; // refused, or not elected before the lease ran out: correct
+        await put(sim, a, 'k', 'v1');
+        const lease = status(sim, leader).leaseUntilMs;
+        const stale = lease !== null && sim.localNow(leader) < lease ? await read(sim, leader, 'k', 'lease') : null;
+        expect(stale, 'a lease read on the old leader after the new leader committed v1').to.not.equal('v0');
+      } finally {
+        await sim.shutdown();
+      }
+    });
+  });
+
   describe('determinism with sessions', () => {
     // Skipped until fixed: the session layer (actors/apply/sessions.ts) snapshots its table with
     // v8.serialize, whose bytes depend on how V8 holds each number at the time (a small integer or
