@@ -221,7 +221,12 @@ class SessionTable {
 export interface SessionStateMachine extends StateMachine { sessionCount(): number }
 
 const MAGIC = [0x52, 0x53, 0x45, 0x53]; // 'RSES'
-const VERSION = 1;
+/**
+ * Version 2 writes the table's numbers as float64s itself: version 1 used v8.serialize for the
+ * whole table, whose bytes for a number depend on how V8 happens to hold it (small integer or
+ * double), so one state gave snapshots of different sizes and the simulator's runs diverged.
+ */
+const VERSION = 2;
 /** Magic (4), version (u32), session table length (float64). */
 const HEADER_BYTES = 16;
 
@@ -310,7 +315,7 @@ export function withSessions(inner: StateMachine): SessionStateMachine {
     sm.snapshot = () => {
       // Taken now, not when the stream is read: the state is as of this call.
       const sessions = [...table.byId.values()].map((s) => [s.id, s.timeoutMs, s.lastUsedMs, s.lastSerial, s.response]);
-      const body = serialize({ t: table.t, sessions });
+      const body = encodeTable(table.t, sessions as TableRow[]);
       const head = new Uint8Array(HEADER_BYTES);
       head.set(MAGIC);
       const dv = new DataView(head.buffer);
@@ -340,14 +345,50 @@ export function withSessions(inner: StateMachine): SessionStateMachine {
 
 type TableRow = [number, number, number, number, unknown];
 
+/**
+ * The session table: log time (float64), the session count (u32), then per session its id,
+ * timeoutMs, lastUsedMs and lastSerial (float64 each) and its cached response (u32 length +
+ * node:v8 bytes, the structured-clone format: responses are whatever the state machine returned).
+ */
+function encodeTable(t: number, rows: readonly TableRow[]): Uint8Array {
+  const responses = rows.map((r) => serialize(r[4]));
+  const out = new Uint8Array(12 + rows.length * 36 + responses.reduce((n, b) => n + b.byteLength, 0));
+  const dv = new DataView(out.buffer);
+  dv.setFloat64(0, t);
+  dv.setUint32(8, rows.length);
+  let at = 12;
+  rows.forEach((r, k) => {
+    for (let f = 0; f < 4; f++) dv.setFloat64(at + 8 * f, r[f] as number);
+    dv.setUint32(at + 32, responses[k]!.byteLength);
+    out.set(responses[k]!, at + 36);
+    at += 36 + responses[k]!.byteLength;
+  });
+  return out;
+}
+
 function parseTable(id: string, bytes: Uint8Array): { t: number; sessions: TableRow[] } {
-  let v: { t?: unknown; sessions?: unknown };
-  try { v = deserialize(bytes); } catch (err) { throw new TypeError(`session snapshot ${id}: its session table does not deserialize: ${(err as Error).message}`); }
-  const int = (x: unknown) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
-  const ok = v !== null && typeof v === 'object' && int(v.t) && Array.isArray(v.sessions) &&
-    v.sessions.every((r: unknown) => Array.isArray(r) && r.length === 5 && int(r[0]) && int(r[1]) && int(r[2]) && int(r[3]));
-  if (!ok) throw new TypeError(`session snapshot ${id}: its session table is not { t, sessions: [id, timeoutMs, lastUsedMs, lastSerial, response][] }`);
-  return v as { t: number; sessions: TableRow[] };
+  const bad = (why: string): never => { throw new TypeError(`session snapshot ${id}: its session table ${why}`); };
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const int = (x: number) => Number.isSafeInteger(x) && x >= 0;
+  if (bytes.byteLength < 12) bad(`is ${bytes.byteLength} bytes, shorter than its header`);
+  const t = dv.getFloat64(0);
+  const count = dv.getUint32(8);
+  if (!int(t)) bad(`has log time ${t}`);
+  const sessions: TableRow[] = [];
+  let at = 12;
+  for (let k = 0; k < count; k++) {
+    if (at + 36 > bytes.byteLength) bad(`ends inside session ${k} of ${count}`);
+    const nums = [0, 1, 2, 3].map((f) => dv.getFloat64(at + 8 * f));
+    if (!nums.every(int)) bad(`has a session with fields ${nums.join(', ')}`);
+    const len = dv.getUint32(at + 32);
+    if (at + 36 + len > bytes.byteLength) bad(`ends inside the response of session ${nums[0]}`);
+    let response: unknown;
+    try { response = deserialize(bytes.subarray(at + 36, at + 36 + len)); } catch (err) { bad(`holds a response that does not deserialize: ${(err as Error).message}`); }
+    sessions.push([nums[0]!, nums[1]!, nums[2]!, nums[3]!, response]);
+    at += 36 + len;
+  }
+  if (at !== bytes.byteLength) bad(`has ${bytes.byteLength - at} bytes after its ${count} sessions`);
+  return { t, sessions };
 }
 
 function isPromise<T>(v: unknown): v is Promise<T> {
