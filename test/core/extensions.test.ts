@@ -828,8 +828,26 @@ describe('extensions: electNow', () => {
     expect(ofType(cmds, 'saveHardState')).to.deep.equal([]);
   });
 
-  it('without pre-vote, campaigns at once', () => {
+  it('without pre-vote, inside a leader\'s lease it is refused (its own vote would break the lease), and changes nothing', () => {
+    const core = follower(1, [1], { config: CHECK_QUORUM_ONLY }); // restarted: counts as having heard a leader at 0
+    expect(() => core.electNow()).to.throw(NotAllowedError, /lease/);
+    expect(core.status()).to.include({ role: 'Follower', currentTerm: 1 });
+    expect(core.takeCommands()).to.deep.equal([]);
+  });
+
+  it('with pre-vote, inside a leader\'s lease its own pre-vote does not count: the others must grant a quorum without it', () => {
+    const core = follower(1, [1], { config: EXTENSIONS_CONFIG });
+    run(core, (c) => c.electNow());
+    // One grant of three voters would be a quorum with our own; inside the lease it is not.
+    run(core, (c) => c.step({ type: 'voteResponse', from: n(2), resp: { type: 'voteResponse', term: t(1), voteGranted: true, isCandidateUnknown: false, preVote: true }, requestTerm: t(2) }));
+    expect(core.status()).to.include({ role: 'Follower', currentTerm: 1 });
+    run(core, (c) => c.step({ type: 'voteResponse', from: n(3), resp: { type: 'voteResponse', term: t(1), voteGranted: true, isCandidateUnknown: false, preVote: true }, requestTerm: t(2) }));
+    expect(core.status()).to.include({ role: 'Candidate', currentTerm: 2 });
+  });
+
+  it('without pre-vote, campaigns at once (outside any lease)', () => {
     const core = follower(1, [1], { config: CHECK_QUORUM_ONLY });
+    run(core, (c) => c.step({ type: 'tick', nowMs: CHECK_QUORUM_ONLY.electionTimeoutMinMs }));
     const cmds = run(core, (c) => c.electNow());
     expect(core.status()).to.include({ role: 'Candidate', currentTerm: 2, votedFor: 1 });
     expect(ofType(cmds, 'saveHardState').map((s) => s.hardState)).to.deep.equal([{ currentTerm: 2, votedFor: 1 }]);

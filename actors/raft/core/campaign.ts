@@ -33,10 +33,11 @@ export class Campaign {
 
   /**
    * `seq`: the hard-state save that records our vote for ourselves. `transfer`: started by the
-   * leader's TimeoutNow, so voters grant it despite a leader's lease.
+   * leader's TimeoutNow, so voters grant it despite a leader's lease. `selfVote` false: our own
+   * vote does not count (a pre-vote asked while we still hold a leader's lease).
    */
-  constructor(self: NodeId, readonly seq: number, readonly transfer = false) {
-    this.granted.add(self);
+  constructor(self: NodeId, readonly seq: number, readonly transfer = false, selfVote = true) {
+    if (selfVote) this.granted.add(self);
   }
 
   record(from: NodeId, granted: boolean): void {

@@ -299,6 +299,11 @@ export class RaftCore {
   electNow(): void {
     if (this.role === 'Leader') throw new NotAllowedError('this node is already the leader');
     if (this.role === 'NonVoter') throw new NotAllowedError('a non-voter does not campaign');
+    if (!this.config.preVote && this.inLeaderLease()) {
+      // Our own vote would break the lease we answered for (see startPreVote); with pre-vote the
+      // round simply does not count it.
+      throw new NotAllowedError(`node ${this.currentLeader ?? 'unknown'} was heard as leader within electionTimeoutMinMs and its lease may be serving reads: use transferLeadership, or wait`);
+    }
     this.campaignOnTimeout();
     this.flushHardState();
   }
@@ -559,7 +564,11 @@ export class RaftCore {
     this.campaign = null;
     this.currentLeader = null;
     this.preVoteRounds++;
-    const pc = new Campaign(this.id, 0);
+    // A node that heard a leader within electionTimeoutMinMs refuses every candidate's vote: the
+    // leader's lease counts on that. It must not count its own either (electNow inside the lease):
+    // with one other voter cut off from the leader it would elect itself while the old leader
+    // still serves lease reads (simulator campaign, seeds 164, 221, 397, 537).
+    const pc = new Campaign(this.id, 0, false, !this.inLeaderLease());
     pc.votesSent = true;
     this.preCampaign = pc;
     this.electionDeadlineMs = this.randomDeadline();
