@@ -9,7 +9,7 @@
  * --clients (4); --keys (3); --faults kind,kind (all: packets, partition, one-way, partial,
  * isolate, clog, crash, torn-write, slow-disk, membership, snapshot, cut-link, transfer, elect-now,
  * heartbeat-now); --snapshot-every n (40: a snapshot every n applied entries; 0 off);
- * --sessions on|off (client sessions; default off);
+ * --sessions on|off (client sessions; default on for odd seeds);
  * --read-levels command,linearizable,lease,log (all by default); --clock-drift d (each node's
  * clock runs at a rate in [1-d, 1+d]; 0); --jobs n (1; worker threads); --out file (also
  * write the summary there); --trace file (single seed only); --quiet (no progress).

@@ -53,9 +53,12 @@ describe('simulation campaign', function () {
     expect(snap.restores).to.be.above(0);
     expect(snap.now.ok).to.be.above(0);
     expect(summary.faults['snapshot-now'] ?? 0).to.be.above(0);
-    // Issue 7: reads at every level went into the checked histories, and the manual triggers did
-    // their job at times. (Sessions are off by default: test/sim/extensions.test.ts runs them.)
+    // Issue 7: reads at every level went into the checked histories, half the runs used sessions
+    // and retried writes with their serial, and the manual triggers did their job at times.
     for (const [level, r] of Object.entries(summary.reads)) expect(r.ok, `${level} reads answered`).to.be.above(200);
+    expect(summary.sessions.runs).to.equal(100);
+    expect(summary.sessions.retries).to.be.above(0);
+    expect(summary.sessions.recovered).to.be.above(0);
     for (const t of ['transfer', 'elect-now', 'heartbeat-now']) expect(summary.triggers[t]?.ok ?? 0, `${t} ok`).to.be.above(0);
   });
 
