@@ -426,7 +426,11 @@ export function encodeClientResponse(resp: ClientResponse): Uint8Array {
   const w = new Writer(64 + resp.message.length * 3);
   w.u8(TYPE.clientError); w.bytes(utf8.encode(resp.code)); w.bytes(utf8.encode(resp.message)); w.u53(resp.leaderId ?? 0);
   let props = '{}';
-  try { props = JSON.stringify(resp.props) ?? '{}'; } catch { /* fields that do not survive JSON are left out */ }
+  const p: unknown = resp.props;
+  // Only an object is written: the decoder refuses anything else, so the answer stays readable.
+  if (p !== null && typeof p === 'object' && !Array.isArray(p)) {
+    try { props = JSON.stringify(p) ?? '{}'; } catch { /* fields that do not survive JSON are left out */ }
+  }
   w.bytes(utf8.encode(props));
   return w.finish();
 }
