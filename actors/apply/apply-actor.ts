@@ -172,7 +172,15 @@ export class ApplyActor implements Actor<ApplyMsg> {
     let checksum = 0;
     let byteLength = 0;
     for (;;) {
-      const data = await this.storage.ask<Uint8Array>({ type: 'readSnapshot', id: meta.id, offset: byteLength, maxBytes: maxChunkBytes || DEFAULT_CHUNK_BYTES }, Infinity);
+      let data: Uint8Array;
+      try {
+        data = await this.storage.ask<Uint8Array>({ type: 'readSnapshot', id: meta.id, offset: byteLength, maxBytes: maxChunkBytes || DEFAULT_CHUNK_BYTES }, Infinity);
+      } catch (err) {
+        // Replaced by a newer snapshot before we read it (the Raft actor decides whether that is
+        // expected): nothing was handed to the state machine, which stays as it was.
+        if ((err as { code?: unknown } | null)?.code === 'SnapshotGone') return replyError(err as Error);
+        throw err;
+      }
       if (data.byteLength === 0) break;
       chunks.push(data);
       checksum = crc32(data, checksum);

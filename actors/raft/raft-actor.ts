@@ -575,7 +575,8 @@ export class RaftActor implements Actor<RaftMsg> {
       }
       case 'restoreSnapshot':
         this.log.info({ index: cmd.meta.lastIncludedIndex, snapshot: cmd.meta.id }, 'restoring the state machine from a snapshot');
-        this.apply.ask({ type: 'restore', meta: cmd.meta, maxChunkBytes: this.args.config.snapshotMaxChunkBytes }, Infinity).catch(crash);
+        this.apply.ask({ type: 'restore', meta: cmd.meta, maxChunkBytes: this.args.config.snapshotMaxChunkBytes }, Infinity)
+          .catch((err: unknown) => this.onRestoreFailed(cmd.meta, err).catch(crash));
         return;
       case 'heartbeatRound':
         if (this.leadParams !== null) this.leadParams = { ...this.leadParams, round: cmd.round };
@@ -928,6 +929,21 @@ export class RaftActor implements Actor<RaftMsg> {
       this.flushScheduled = true;
       (this.ctx.self as ActorRef<RaftMsg>).tell({ type: 'flushWrites' });
     }
+  }
+
+  /**
+   * A restore failed. One case is expected: a leader's newer snapshot finished arriving while the
+   * last chunk of this one was still being synced (a slow disk), so storage replaced it before the
+   * core installed it, and the newer one's install and restore follow (simulator seed 152). Any
+   * other failure, or a snapshot gone with nothing newer in its place, fails the node.
+   */
+  private async onRestoreFailed(meta: SnapshotMeta, err: unknown): Promise<void> {
+    const code = (err as { code?: unknown } | null)?.code;
+    if (code !== 'SnapshotGone') throw err;
+    const current = await this.storage.ask<SnapshotMeta | null>({ type: 'getSnapshot' });
+    if (current === null || current.lastIncludedIndex <= meta.lastIncludedIndex) throw err;
+    this.log.warn({ snapshot: meta.id, index: meta.lastIncludedIndex, newer: current.id, newerIndex: current.lastIncludedIndex },
+      'snapshot was replaced by a newer one before it was restored; the newer one is restored next');
   }
 
   // ---- snapshots of our own state machine ----

@@ -9,6 +9,7 @@ import { encodeKv, type KvStateMachine } from '../../examples/kv/kv-state-machin
 import type { NodeId } from '../../actors/raft/core/types';
 import type { Simulation } from '../../sim/simulation';
 import { leaderOf, withSim } from './sim-helpers';
+import { runChaos } from '../../sim/chaos';
 
 /**
  * Snapshots every 10 applied entries, 2 kept behind, 64-byte chunks: a transfer of this workload's
@@ -104,6 +105,15 @@ describe('Simulation: snapshots', function () {
       await sim.restart(leader);
       await caughtUp(sim, leader);
     });
+  });
+
+  it('a snapshot replaced by a newer one while its last chunk was still syncing is not restored, and the node goes on (chaos seed 152)', async () => {
+    // A slowed disk held the ack of snapshot A's last chunk while the leader sent a newer snapshot B,
+    // which storage made current; the core then installed A and its restore found it gone, which
+    // failed the node. Now the restore of A is skipped as superseded and B's follows.
+    const r = await runChaos({ seed: 152, nodes: 3 });
+    expect(r.violation, JSON.stringify(r.violation)).to.equal(null);
+    expect(r.history.verdict).to.equal('ok');
   });
 
   it('a state machine that is not durable restarts from its snapshot (restore at start), not from index 1', async () => {
