@@ -12,12 +12,16 @@
  *
  * `--suite` picks what runs: `write` (the default: the write path above), `snapshots` (only the
  * snapshot suite of bench/snapshots.ts: build and install time of a 100 MB and a 1M-key snapshot,
- * and the throughput cost of snapshotting under a write load; a few minutes, so opt-in), or `all`
- * (both; the JSON then holds each suite's report under `suites`). --runs, --seconds, --clients,
- * --placement, --storage and --payload apply to either suite; the snapshot suite's own defaults
- * are --clients 64 --placement local --storage file, and its own options are described there.
+ * and the throughput cost of snapshotting under a write load; a few minutes, so opt-in), `reads`
+ * (only the reads suite of bench/reads.ts: reads/s and latency at each consistency level, reads per
+ * read-index round, reads and writes forwarded by a follower, a mixed load; about 2 minutes), or
+ * `all` (the three; the JSON then holds each suite's report under `suites`). --runs, --seconds,
+ * --clients, --placement, --storage and --payload apply to every suite; the snapshot suite's own
+ * defaults are --clients 64 --placement local --storage file, the reads suite's --seconds 1
+ * --placement worker --storage memory, and their own options are described in their files.
  *
  *   npm run bench -- --suite snapshots --runs 3
+ *   npm run bench -- --suite reads --runs 3
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -31,12 +35,13 @@ import { COUNT_MODULE } from './count-state-machine';
 import { createLogger } from '../runtime/logging';
 import { fileStorageSpec, FileStorageStats } from '../storage/file-storage';
 import { runSnapshotSuite, SNAPSHOT_OPTIONS } from './snapshots';
+import { READS_OPTIONS, runReadsSuite } from './reads';
 
 const { values: argv } = parseArgs({
   options: {
     runs: { type: 'string', default: '3' },
-    seconds: { type: 'string', default: '3' },
-    // No defaults here: each suite has its own (see below and bench/snapshots.ts).
+    // No defaults here: each suite has its own (see below, bench/snapshots.ts and bench/reads.ts).
+    seconds: { type: 'string' },
     clients: { type: 'string' },
     placement: { type: 'string' },
     storage: { type: 'string' },
@@ -44,10 +49,11 @@ const { values: argv } = parseArgs({
     out: { type: 'string' },
     suite: { type: 'string', default: 'write' },
     ...SNAPSHOT_OPTIONS,
+    ...READS_OPTIONS,
   },
 });
 const suite = argv.suite!;
-if (suite !== 'write' && suite !== 'snapshots' && suite !== 'all') throw new RangeError(`--suite: ${suite} (write, snapshots or all)`);
+if (suite !== 'write' && suite !== 'snapshots' && suite !== 'reads' && suite !== 'all') throw new RangeError(`--suite: ${suite} (write, snapshots, reads or all)`);
 
 function ints(name: string, v: string, max: number): number[] {
   const xs = v.split(',').map(Number);
@@ -55,7 +61,7 @@ function ints(name: string, v: string, max: number): number[] {
   return xs;
 }
 const runs = ints('runs', argv.runs!, 50)[0];
-const seconds = ints('seconds', argv.seconds!, 600)[0];
+const seconds = ints('seconds', argv.seconds ?? '3', 600)[0];
 const clientCounts = ints('clients', argv.clients ?? '1,64,256', 4096);
 const payloadBytes = ints('payload', argv.payload!, 1 << 20)[0];
 const placementsOf = (v: string): NodePlacement[] => v.split(',').map((p) => {
@@ -161,17 +167,27 @@ async function writePathSuite(): Promise<Record<string, unknown>> {
 
 async function main(): Promise<void> {
   const machine = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model };
-  const write = suite === 'snapshots' ? null : await writePathSuite();
-  const snapshots = suite === 'write' ? null : await runSnapshotSuite({
+  const optionsOf = <O extends object>(o: O): Record<string, string | undefined> => Object.fromEntries(Object.keys(o).map((k) => [k, (argv as Record<string, string | undefined>)[k]]));
+  const write = suite === 'write' || suite === 'all' ? await writePathSuite() : null;
+  const snapshots = suite !== 'snapshots' && suite !== 'all' ? null : await runSnapshotSuite({
     runs, seconds, payloadBytes, logger,
     clients: ints('clients', argv.clients ?? '64', 4096),
     placements: placementsOf(argv.placement ?? 'local'),
     storages: storagesOf(argv.storage ?? 'file'),
-    argv: Object.fromEntries(Object.keys(SNAPSHOT_OPTIONS).map((k) => [k, (argv as Record<string, string | undefined>)[k]])),
+    argv: optionsOf(SNAPSHOT_OPTIONS),
   });
-  const report = write !== null && snapshots !== null
-    ? { benchmark: 'actor-raft', ...machine, suites: { write, snapshots } }
-    : { benchmark: (write ?? snapshots)!.benchmark, ...machine, ...(write ?? snapshots)! };
+  const reads = suite !== 'reads' && suite !== 'all' ? null : await runReadsSuite({
+    runs, payloadBytes, logger,
+    seconds: ints('seconds', argv.seconds ?? '1', 600)[0],
+    clients: ints('clients', argv.clients ?? '1,64,256', 4096),
+    placements: placementsOf(argv.placement ?? 'worker'),
+    storages: storagesOf(argv.storage ?? 'memory'),
+    argv: optionsOf(READS_OPTIONS),
+  });
+  const ran = Object.entries({ write, snapshots, reads }).filter(([, r]) => r !== null) as [string, Record<string, unknown>][];
+  const report = ran.length > 1
+    ? { benchmark: 'actor-raft', ...machine, suites: Object.fromEntries(ran) }
+    : { benchmark: ran[0][1].benchmark, ...machine, ...ran[0][1] };
   const json = JSON.stringify(report, null, 2);
   process.stdout.write(`${json}\n`);
   if (argv.out) writeFileSync(argv.out, `${json}\n`);
