@@ -194,6 +194,8 @@ export class RaftActor implements Actor<RaftMsg> {
   private readonly forwards = new Map<number, Forward>();
   private awaitingLeader: Forward[] = [];
   private nextForwardId = 1;
+  /** Reads through the log waiting for the flush that appends their shared blank entry. */
+  private queuedLogReads: DeferredReply<ReadIndexResponse>[] = [];
   private forwardTimer: TimerId | null = null;
   private flushScheduled = false;
   /** Proposed writes awaiting commit or apply, in index order. */
@@ -265,6 +267,8 @@ export class RaftActor implements Actor<RaftMsg> {
     const gone = new NodeStoppedError(this.args.id);
     for (const p of this.pending) p.reply.reject(gone);
     for (const w of this.queuedWrites) w.reply.reject(gone);
+    for (const r of this.queuedLogReads) r.reject(gone);
+    this.queuedLogReads = [];
     for (const r of this.pendingRpcs.values()) r.reject(gone);
     for (const r of this.pendingChanges.values()) r.reject(gone);
     for (const r of this.snapshotting?.waiters ?? []) r.reject(gone);
@@ -398,6 +402,7 @@ export class RaftActor implements Actor<RaftMsg> {
 
   private flushWrites(): void {
     this.flushScheduled = false;
+    this.flushLogReads();
     const batch = this.queuedWrites;
     this.queuedWrites = [];
     if (batch.length === 0) return;
@@ -737,13 +742,32 @@ export class RaftActor implements Actor<RaftMsg> {
 
   /** The always-correct mode: a blank entry goes through the log; once it is applied here, the read is served. */
   private readThroughLog(reply: DeferredReply<ReadIndexResponse>): unknown {
-    let res;
-    try { res = this.core.proposeBlank(); } catch (err) { return replyError(err as Error); }
+    // Reads that arrive together share one blank entry, appended after all of them arrived (the
+    // flushWrites message behind them), as writes share one append.
+    this.queuedLogReads.push(reply);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      (this.ctx.self as ActorRef<RaftMsg>).tell({ type: 'flushWrites' });
+    }
+    return reply;
+  }
+
+  private flushLogReads(): void {
+    const readers = this.queuedLogReads;
+    this.queuedLogReads = [];
+    if (readers.length === 0) return;
+    let res: { lastIndex: LogIndex; term: Term };
+    try { res = this.core.proposeBlank(); } catch (err) {
+      for (const r of readers) r.reject(err as Error);
+      return;
+    }
     this.insertPending({
       index: res.lastIndex, term: res.term, mode: 'applied',
-      reply: { resolve: () => reply.resolve({ readIndex: res.lastIndex, term: res.term }), reject: (err) => reply.reject(err) },
+      reply: {
+        resolve: () => { for (const r of readers) r.resolve({ readIndex: res.lastIndex, term: res.term }); },
+        reject: (err) => { for (const r of readers) r.reject(err); },
+      },
     });
-    return reply;
   }
 
   private onHeartbeatNow(): unknown {
