@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { Actor, ActorContext, ActorRef, TimerId } from '../../runtime/actor';
 import { DeferredReply, replyError } from '../../runtime/actor';
 import {
-  decodeClientRequest, decodeClientResponse, decodeEntries, decodeRequest, decodeResponse, encodeClientRequest, encodeClientResponse,
+  decodeClientRequest, decodeEntries, decodeRequest, decodeResponse, encodeClientResponse,
   encodeEntries, encodeRequest, encodeResponse, isClientRequest, MAX_PAYLOAD_BYTES, type ClientRequest, type ClientResponse,
 } from './codec';
 import { RaftCore } from './core/core';
@@ -20,9 +20,9 @@ import {
   ProposalDroppedError, ProposalOutcomeUnknownError,
 } from './core/errors';
 import '../errors-registry';
-import { reviveError } from '../../runtime/errors';
 import type { Command, CoreStatus } from './core/io';
 import { stampLogTime } from '../apply/sessions';
+import { clientError, Forwarder } from './forwarder';
 import { validateConfigChangeRequest, type ConfigChangeRequest } from './core/config-change';
 import { snapshotMetaOf, type InstallSnapshotRequest, type LogIndex, type Membership, type NodeId, type SnapshotMeta, type Term } from './core/types';
 import type { AppliedMsg, ApplyMsg } from '../apply/apply-actor';
@@ -137,26 +137,6 @@ interface PendingWrite {
   readonly reply: WriteReply;
 }
 
-/** A client request on its way to the leader (forwardToLeader), or waiting for one to be known. */
-interface Forward {
-  readonly req: ClientRequest;
-  /** Answers the client with the leader's ClientResponse. */
-  readonly settle: (resp: ClientResponse) => void;
-  readonly reject: (err: Error) => void;
-  /** Hops left: a node that stopped leading names another; a few redirects, then the error goes to the client. */
-  hops: number;
-  /** Where to send it next: the leader a redirect named; else whoever we believe leads. */
-  target: NodeId | null;
-  /** When the client stops waiting (our clock): the request is not sent, or kept waiting, past it. */
-  readonly deadlineMs: number;
-}
-
-/** How long a request waits when its client gave no timeout (RaftNode's default). */
-const DEFAULT_CLIENT_TIMEOUT_MS = 30_000;
-
-/** Most redirects a forwarded request follows before its error goes to the client. */
-const MAX_FORWARD_HOPS = 3;
-
 /** What `RaftActor.inspect` shows: the core's status and the term of any index in its log. */
 export interface RaftInspection {
   readonly status: CoreStatus;
@@ -190,13 +170,10 @@ export class RaftActor implements Actor<RaftMsg> {
   private awaitingApply: { index: LogIndex; resolve: () => void }[] = [];
   private readonly pendingTransfers = new Map<number, DeferredReply<TransferResult>>();
   private nextTransferId = 1;
-  /** Forwarded client requests in flight, by id; and those waiting for a leader to be known. */
-  private readonly forwards = new Map<number, Forward>();
-  private awaitingLeader: Forward[] = [];
-  private nextForwardId = 1;
+  /** Client requests forwarded to the leader (forwardToLeader). */
+  private forwarder!: Forwarder;
   /** Reads through the log waiting for the flush that appends their shared blank entry. */
   private queuedLogReads: DeferredReply<ReadIndexResponse>[] = [];
-  private forwardTimer: TimerId | null = null;
   private flushScheduled = false;
   /** Proposed writes awaiting commit or apply, in index order. */
   private pending: PendingWrite[] = [];
@@ -226,6 +203,16 @@ export class RaftActor implements Actor<RaftMsg> {
     this.apply = ctx.ref(ids.apply);
     this.metricsRef = ctx.ref(ids.metrics);
     this.controller = ctx.ref(ids.controller);
+    const self = ctx.self as ActorRef<RaftMsg>;
+    this.forwarder = new Forwarder({
+      self: this.args.id as NodeId,
+      clock: ctx.clock,
+      status: () => this.core.status(),
+      send: (to, rpc, timeoutMs) => this.network.ask<Uint8Array>({ type: 'send', target: to, rpc, timeoutMs }, timeoutMs + 100),
+      handleAsLeader: (req, settle) => this.handleClientRequest(req, settle),
+      answered: (id, bytes, error) => self.tell({ type: 'forwarded', id, bytes, error }),
+      deadlineDue: () => self.tell({ type: 'forwardDeadline' }),
+    });
     const [stored, lastApplied, canSnapshot] = await Promise.all([
       this.storage.ask<StoredState>({ type: 'getInitialState' }),
       this.apply.ask<LogIndex | null>({ type: 'lastApplied' }),
@@ -263,7 +250,6 @@ export class RaftActor implements Actor<RaftMsg> {
   stopped(): void {
     if (this.tickTimer !== null) this.ctx.clock.clearTimeout(this.tickTimer);
     if (this.metricsTimer !== null) this.ctx.clock.clearTimeout(this.metricsTimer);
-    if (this.forwardTimer !== null) this.ctx.clock.clearTimeout(this.forwardTimer);
     const gone = new NodeStoppedError(this.args.id);
     for (const p of this.pending) p.reply.reject(gone);
     for (const w of this.queuedWrites) w.reply.reject(gone);
@@ -274,11 +260,9 @@ export class RaftActor implements Actor<RaftMsg> {
     for (const r of this.snapshotting?.waiters ?? []) r.reject(gone);
     for (const r of this.pendingReads.values()) r({ readIndex: 0 as LogIndex, error: gone });
     for (const r of this.pendingTransfers.values()) r.reject(gone);
-    for (const f of [...this.forwards.values(), ...this.awaitingLeader]) f.reject(gone);
+    this.forwarder?.rejectAll(gone);
     this.pendingReads.clear();
     this.pendingTransfers.clear();
-    this.forwards.clear();
-    this.awaitingLeader = [];
     this.awaitingApply = [];
     this.snapshotting = null;
     this.pending = [];
@@ -339,13 +323,13 @@ export class RaftActor implements Actor<RaftMsg> {
       }
       case 'snapshotDone': return this.onSnapshotDone(msg.meta, msg.error);
       case 'clientRead': return this.onClientRead(msg.consistency, msg.timeoutMs);
-      case 'forwardDeadline': return this.expireForwards();
+      case 'forwardDeadline': return this.forwarder.expire();
       case 'transferLeadership': return this.onTransferLeadership(msg.to, msg.timeoutMs);
       case 'electNow':
         try { this.core.electNow(); } catch (err) { return replyError(err as Error); }
         return undefined;
       case 'heartbeatNow': return this.onHeartbeatNow();
-      case 'forwarded': return this.onForwarded(msg.id, msg.bytes, msg.error);
+      case 'forwarded': return this.forwarder.onAnswer(msg.id, msg.bytes, msg.error);
       default: {
         const never: never = msg;
         return replyError(new MalformedMessageError(`unknown message type ${JSON.stringify((never as { type?: unknown }).type)}`));
@@ -391,7 +375,7 @@ export class RaftActor implements Actor<RaftMsg> {
     if (payload.byteLength > MAX_PAYLOAD_BYTES) return replyError(new MalformedMessageError(`clientWrite payload of ${payload.byteLength} bytes exceeds ${MAX_PAYLOAD_BYTES}`));
     if (mode !== 'committed' && mode !== 'applied') return replyError(new MalformedMessageError(`responseMode must be 'committed' or 'applied', got ${String(mode)}`));
     const reply = new DeferredReply<ClientWriteResponse>();
-    this.queuedWrites.push({ payload, mode, reply, deadlineMs: this.deadline(timeoutMs) });
+    this.queuedWrites.push({ payload, mode, reply, deadlineMs: this.forwarder.deadline(timeoutMs) });
     // Writes that arrive together (one cross-thread batch) are proposed together: one append, one push per stream.
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -473,7 +457,7 @@ export class RaftActor implements Actor<RaftMsg> {
 
   private afterStep(): void {
     for (const cmd of this.core.takeCommands()) this.execute(cmd);
-    if (this.awaitingLeader.length > 0) this.dispatchForwards();
+    if (this.forwarder.hasWaiting) this.forwarder.dispatch();
     this.scheduleTick();
     this.publishMetrics(false);
   }
@@ -718,10 +702,10 @@ export class RaftActor implements Actor<RaftMsg> {
     const s = this.core.status();
     if (s.role !== 'Leader') {
       if (this.args.forwardToLeader !== true) return replyError(new ForwardToLeaderError(s.currentLeader));
-      this.forward({ type: 'forwardRead', from: this.args.id as NodeId }, (resp) => {
-        if (resp.type === 'clientError') { reply.reject(this.clientError(resp)); return; }
+      this.forwarder.forward({ type: 'forwardRead', from: this.args.id as NodeId }, (resp) => {
+        if (resp.type === 'clientError') { reply.reject(clientError(resp)); return; }
         this.whenApplied(resp.index, () => reply.resolve({ readIndex: resp.index, term: resp.term }));
-      }, (err) => reply.reject(err), this.deadline(timeoutMs));
+      }, (err) => reply.reject(err), this.forwarder.deadline(timeoutMs));
       return reply;
     }
     if (consistency === 'log') return this.readThroughLog(reply);
@@ -815,8 +799,8 @@ export class RaftActor implements Actor<RaftMsg> {
   // Forwarding: the follower's side.
 
   private forwardWrite(payload: Uint8Array, mode: ResponseMode, reply: WriteReply, deadlineMs: number): void {
-    this.forward({ type: 'forwardWrite', from: this.args.id as NodeId, payload, responseMode: mode }, (resp) => {
-      if (resp.type === 'clientError') { reply.reject(this.clientError(resp)); return; }
+    this.forwarder.forward({ type: 'forwardWrite', from: this.args.id as NodeId, payload, responseMode: mode }, (resp) => {
+      if (resp.type === 'clientError') { reply.reject(clientError(resp)); return; }
       let result: unknown;
       try { result = resp.result !== undefined ? deserialize(resp.result) : undefined; } catch {
         reply.reject(new MalformedMessageError('the leader answered a forwarded write with a result that does not deserialize'));
@@ -824,96 +808,6 @@ export class RaftActor implements Actor<RaftMsg> {
       }
       reply.resolve({ index: resp.index, term: resp.term, ...(resp.result !== undefined ? { result } : {}) });
     }, (err) => reply.reject(err), deadlineMs);
-  }
-
-  private forward(req: ClientRequest, settle: (resp: ClientResponse) => void, reject: (err: Error) => void, deadlineMs: number): void {
-    this.awaitingLeader.push({ req, settle, reject, hops: MAX_FORWARD_HOPS, deadlineMs, target: null });
-    this.dispatchForwards();
-    this.scheduleForwardDeadline();
-  }
-
-  /**
-   * When a forwarded request of a client waiting `timeoutMs` is given up, on our clock: a little
-   * before the client's own timeout, so the client hears why (no leader) rather than a bare timeout.
-   */
-  private deadline(timeoutMs: number | undefined): number {
-    const t = typeof timeoutMs === 'number' && timeoutMs > 0 && Number.isFinite(timeoutMs) ? timeoutMs : DEFAULT_CLIENT_TIMEOUT_MS;
-    return this.ctx.clock.now() + 0.9 * t;
-  }
-
-  /** Requests that waited for a leader past their client's deadline are answered, so none waits forever. */
-  private expireForwards(): void {
-    this.forwardTimer = null;
-    const now = this.ctx.clock.now();
-    const expired = this.awaitingLeader.filter((f) => f.deadlineMs <= now);
-    if (expired.length > 0) {
-      this.awaitingLeader = this.awaitingLeader.filter((f) => f.deadlineMs > now);
-      for (const f of expired) f.reject(new ForwardToLeaderError(null));
-    }
-    this.scheduleForwardDeadline();
-  }
-
-  private scheduleForwardDeadline(): void {
-    if (this.forwardTimer !== null || this.awaitingLeader.length === 0) return;
-    const at = Math.min(...this.awaitingLeader.map((f) => f.deadlineMs));
-    const self = this.ctx.self as ActorRef<RaftMsg>;
-    this.forwardTimer = this.ctx.clock.setTimeout(() => self.tell({ type: 'forwardDeadline' }), Math.max(0, at - this.ctx.clock.now()));
-  }
-
-  /**
-   * Sends forwarded requests to the leader (the one a redirect named, else the one we know) once
-   * there is one; as leader ourselves, handles them here. Requests with nowhere to go wait, until
-   * their deadline (expireForwards).
-   */
-  private dispatchForwards(): void {
-    const s = this.core.status();
-    const waiting: Forward[] = [];
-    const batch = this.awaitingLeader;
-    this.awaitingLeader = [];
-    for (const f of batch) {
-      const to = f.target ?? s.currentLeader;
-      f.target = null;
-      if (to === null) { waiting.push(f); continue; }
-      if (to === this.args.id) {
-        if (s.role === 'Leader') this.handleClientRequest(f.req, f.settle);
-        else waiting.push(f); // named leader of an answer, but not (or no longer) us: wait for the real one
-        continue;
-      }
-      const timeoutMs = Math.floor(f.deadlineMs - this.ctx.clock.now());
-      if (timeoutMs <= 0) { f.reject(new ForwardToLeaderError(to)); continue; }
-      const id = this.nextForwardId++;
-      this.forwards.set(id, f);
-      const self = this.ctx.self as ActorRef<RaftMsg>;
-      this.network.ask<Uint8Array>({ type: 'send', target: to, rpc: encodeClientRequest(f.req), timeoutMs }, timeoutMs + 100).then(
-        (bytes) => self.tell({ type: 'forwarded', id, bytes, error: null }),
-        (error: Error) => self.tell({ type: 'forwarded', id, bytes: null, error }),
-      );
-    }
-    this.awaitingLeader.push(...waiting);
-  }
-
-  private onForwarded(id: number, bytes: Uint8Array | null, error: Error | null): void {
-    const f = this.forwards.get(id);
-    if (f === undefined) return;
-    this.forwards.delete(id);
-    if (bytes === null) { f.reject(error ?? new Error('forwarded request failed')); return; }
-    let resp: ClientResponse;
-    try { resp = decodeClientResponse(bytes); } catch (err) { f.reject(err as Error); return; }
-    // The node we asked no longer leads and names another: follow it, a few times at most.
-    if (resp.type === 'clientError' && resp.code === 'ForwardToLeader' && f.hops > 1 && resp.leaderId !== null && resp.leaderId !== this.args.id) {
-      f.hops--;
-      f.target = resp.leaderId;
-      this.awaitingLeader.push(f);
-      this.dispatchForwards();
-      this.scheduleForwardDeadline();
-      return;
-    }
-    f.settle(resp);
-  }
-
-  private clientError(resp: Extract<ClientResponse, { type: 'clientError' }>): Error {
-    if (resp.code === 'ForwardToLeader') return new ForwardToLeaderError(resp.leaderId);
-    return reviveError({ name: resp.code, message: resp.message, code: resp.code, props: { ...resp.props, leaderId: resp.leaderId } });
   }
 
   // Forwarding: the leader's side.
@@ -948,7 +842,7 @@ export class RaftActor implements Actor<RaftMsg> {
       reject: (err: Error) => fail(err),
     };
     // Not forwarded again from here: a node that is not the leader answers with the leader it knows.
-    this.queuedWrites.push({ payload: req.payload, mode: req.responseMode, reply: this.args.forwardToLeader === true ? noForward(reply) : reply, deadlineMs: this.deadline(undefined) });
+    this.queuedWrites.push({ payload: req.payload, mode: req.responseMode, reply: this.args.forwardToLeader === true ? noForward(reply) : reply, deadlineMs: this.forwarder.deadline(undefined) });
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       (this.ctx.self as ActorRef<RaftMsg>).tell({ type: 'flushWrites' });

@@ -1,0 +1,166 @@
+/**
+ * The follower's side of RaftNodeOptions.forwardToLeader: client requests that reach a node that
+ * is not the leader go to the leader through the network actor, and its answer comes back to the
+ * client. Owned by the Raft actor, on its thread; everything it does to the outside world goes
+ * through the hooks it is given, so it holds no reference to the actor.
+ *
+ * - A request waits while no leader is known, and goes out as soon as one is.
+ * - Each carries its client's deadline: one still waiting then is answered ForwardToLeaderError
+ *   (nothing appended); one on its way is bounded by the time left.
+ * - A node that is asked but no longer leads answers "not the leader", naming the leader it knows:
+ *   the request follows that name, MAX_FORWARD_HOPS sends in all.
+ */
+import type { Clock, TimerId } from '../../runtime/actor';
+import { reviveError } from '../../runtime/errors';
+import { decodeClientResponse, encodeClientRequest, type ClientRequest, type ClientResponse } from './codec';
+import { ForwardToLeaderError } from './core/errors';
+import type { NodeId, RaftRole } from './core/types';
+
+/** Most sends a forwarded request makes (the first, then redirects) before its error goes to the client. */
+export const MAX_FORWARD_HOPS = 3;
+
+/** How long a request waits when its client gave no timeout (RaftNode's default). */
+const DEFAULT_CLIENT_TIMEOUT_MS = 30_000;
+
+export interface ForwarderHooks {
+  readonly self: NodeId;
+  readonly clock: Clock;
+  /** Who we believe leads, and our own role. */
+  status(): { readonly currentLeader: NodeId | null; readonly role: RaftRole };
+  /** Sends the encoded request to `to` through the network actor; resolves with the encoded answer. */
+  send(to: NodeId, rpc: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
+  /** We lead now: handle the request as the leader does a forwarded one. */
+  handleAsLeader(req: ClientRequest, settle: (resp: ClientResponse) => void): void;
+  /**
+   * Asks the owner to call back in its own turn, through its mailbox (messages, never closures):
+   * `onAnswer(id, bytes, error)` for the answer of a send, `expire()` when a deadline may have passed.
+   */
+  answered(id: number, bytes: Uint8Array | null, error: Error | null): void;
+  deadlineDue(): void;
+}
+
+interface Forward {
+  readonly req: ClientRequest;
+  readonly settle: (resp: ClientResponse) => void;
+  readonly reject: (err: Error) => void;
+  hops: number;
+  /** Where to send it next: the leader a redirect named; else whoever we believe leads. */
+  target: NodeId | null;
+  /** When its client stops waiting (our clock). */
+  readonly deadlineMs: number;
+}
+
+/**
+ * @example
+ * const fwd = new Forwarder(hooks);
+ * fwd.forward({ type: 'forwardRead', from: self }, (resp) => ..., (err) => ..., fwd.deadline(timeoutMs));
+ * // after every step of the core: fwd.dispatch() (a leader may have become known)
+ */
+export class Forwarder {
+  private readonly inFlight = new Map<number, Forward>();
+  private nextId = 1;
+  private waiting: Forward[] = [];
+  private timer: TimerId | null = null;
+
+  constructor(private readonly hooks: ForwarderHooks) {}
+
+  get hasWaiting(): boolean { return this.waiting.length > 0; }
+
+  /**
+   * When a forwarded request of a client waiting `timeoutMs` is given up, on our clock: a little
+   * before the client's own timeout, so the client hears why (no leader) rather than a bare timeout.
+   */
+  deadline(timeoutMs: number | undefined): number {
+    const t = typeof timeoutMs === 'number' && timeoutMs > 0 && Number.isFinite(timeoutMs) ? timeoutMs : DEFAULT_CLIENT_TIMEOUT_MS;
+    return this.hooks.clock.now() + 0.9 * t;
+  }
+
+  forward(req: ClientRequest, settle: (resp: ClientResponse) => void, reject: (err: Error) => void, deadlineMs: number): void {
+    this.waiting.push({ req, settle, reject, hops: MAX_FORWARD_HOPS, deadlineMs, target: null });
+    this.dispatch();
+    this.scheduleExpiry();
+  }
+
+  /**
+   * Sends the waiting requests to the leader (the one a redirect named, else the one we know);
+   * as leader ourselves, handles them here. Those with nowhere to go keep waiting.
+   */
+  dispatch(): void {
+    if (this.waiting.length === 0) return;
+    const s = this.hooks.status();
+    const stay: Forward[] = [];
+    const batch = this.waiting;
+    this.waiting = [];
+    for (const f of batch) {
+      const to = f.target ?? s.currentLeader;
+      f.target = null;
+      if (to === null) { stay.push(f); continue; }
+      if (to === this.hooks.self) {
+        if (s.role === 'Leader') this.hooks.handleAsLeader(f.req, f.settle);
+        else stay.push(f); // named by an answer, but not (or no longer) leading: wait for the real leader
+        continue;
+      }
+      const timeoutMs = Math.floor(f.deadlineMs - this.hooks.clock.now());
+      if (timeoutMs <= 0) { f.reject(new ForwardToLeaderError(to)); continue; }
+      const id = this.nextId++;
+      this.inFlight.set(id, f);
+      this.hooks.send(to, encodeClientRequest(f.req), timeoutMs).then(
+        (bytes) => this.hooks.answered(id, bytes, null),
+        (error: Error) => this.hooks.answered(id, null, error),
+      );
+    }
+    this.waiting.push(...stay);
+  }
+
+  /** The owner stops: every request still here gets `err`. */
+  rejectAll(err: Error): void {
+    if (this.timer !== null) this.hooks.clock.clearTimeout(this.timer);
+    this.timer = null;
+    for (const f of [...this.inFlight.values(), ...this.waiting]) f.reject(err);
+    this.inFlight.clear();
+    this.waiting = [];
+  }
+
+  /** The answer to send `id` (through the owner's mailbox): settle, or follow a redirect. */
+  onAnswer(id: number, bytes: Uint8Array | null, error: Error | null): void {
+    const f = this.inFlight.get(id);
+    if (f === undefined) return;
+    this.inFlight.delete(id);
+    if (bytes === null) { f.reject(error ?? new Error('forwarded request failed')); return; }
+    let resp: ClientResponse;
+    try { resp = decodeClientResponse(bytes); } catch (err) { f.reject(err as Error); return; }
+    if (resp.type === 'clientError' && resp.code === 'ForwardToLeader' && f.hops > 1 && resp.leaderId !== null && resp.leaderId !== this.hooks.self) {
+      f.hops--;
+      f.target = resp.leaderId;
+      this.waiting.push(f);
+      this.dispatch();
+      this.scheduleExpiry();
+      return;
+    }
+    f.settle(resp);
+  }
+
+  /** Requests that waited for a leader past their client's deadline are answered, so none waits forever. */
+  expire(): void {
+    this.timer = null;
+    const now = this.hooks.clock.now();
+    const expired = this.waiting.filter((f) => f.deadlineMs <= now);
+    if (expired.length > 0) {
+      this.waiting = this.waiting.filter((f) => f.deadlineMs > now);
+      for (const f of expired) f.reject(new ForwardToLeaderError(null));
+    }
+    this.scheduleExpiry();
+  }
+
+  private scheduleExpiry(): void {
+    if (this.timer !== null || this.waiting.length === 0) return;
+    const at = Math.min(...this.waiting.map((f) => f.deadlineMs));
+    this.timer = this.hooks.clock.setTimeout(() => this.hooks.deadlineDue(), Math.max(0, at - this.hooks.clock.now()));
+  }
+}
+
+/** The typed error a leader's clientError answer stands for, rebuilt from its code and fields. */
+export function clientError(resp: Extract<ClientResponse, { type: 'clientError' }>): Error {
+  if (resp.code === 'ForwardToLeader') return new ForwardToLeaderError(resp.leaderId);
+  return reviveError({ name: resp.code, message: resp.message, code: resp.code, props: { ...resp.props, leaderId: resp.leaderId } });
+}
