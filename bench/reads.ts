@@ -41,8 +41,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Logger } from 'pino';
 import { LocalCluster } from '../actors/local-cluster';
+import { median, type StorageKind, type SuiteOptions } from './common';
 import { ForwardToLeaderError } from '../actors/raft/core/errors';
 import type { NodeId } from '../actors/raft/core/types';
 import type { NodePlacement, ReadConsistencyLevel } from '../actors/node';
@@ -59,21 +59,11 @@ export const READS_OPTIONS = {
   'run-warmup-ms': { type: 'string', default: '3000' },
 } as const;
 
-export type StorageKind = 'memory' | 'file';
 type Part = 'levels' | 'follower' | 'writes' | 'mixed';
 const PARTS: readonly Part[] = ['levels', 'follower', 'writes', 'mixed'];
 const LEVELS: readonly ReadConsistencyLevel[] = ['linearizable', 'lease', 'log', 'stale'];
 
-export interface ReadsSuiteOptions {
-  readonly runs: number;
-  readonly seconds: number;
-  readonly clients: readonly number[];
-  readonly placements: readonly NodePlacement[];
-  readonly storages: readonly StorageKind[];
-  readonly payloadBytes: number;
-  readonly logger: Logger;
-  readonly argv: { readonly [K in keyof typeof READS_OPTIONS]?: string };
-}
+export type ReadsSuiteOptions = SuiteOptions<keyof typeof READS_OPTIONS & string>;
 
 /** One measured phase of a run. */
 interface Phase {
@@ -99,7 +89,6 @@ interface PhaseRun {
   leaderChanges: number;
 }
 
-const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 const pct = (sorted: Float64Array, p: number): number => sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 const round = (x: number, d = 3): number => Number(x.toFixed(d));
 const progress = (line: string): void => { process.stderr.write(`${line}\n`); };

@@ -36,6 +36,7 @@ import { createLogger } from '../runtime/logging';
 import { fileStorageSpec, FileStorageStats } from '../storage/file-storage';
 import { runSnapshotSuite, SNAPSHOT_OPTIONS } from './snapshots';
 import { READS_OPTIONS, runReadsSuite } from './reads';
+import { median, type StorageKind } from './common';
 
 const { values: argv } = parseArgs({
   options: {
@@ -69,7 +70,6 @@ const placementsOf = (v: string): NodePlacement[] => v.split(',').map((p) => {
   return p as NodePlacement;
 });
 const placements = placementsOf(argv.placement ?? 'worker,local');
-type StorageKind = 'memory' | 'file';
 const storagesOf = (v: string): StorageKind[] => v.split(',').map((k) => {
   if (k !== 'memory' && k !== 'file') throw new RangeError(`--storage: ${k} (memory or file)`);
   return k as StorageKind;
@@ -81,7 +81,6 @@ const logger = createLogger({ name: 'bench', level: process.env.RAFT_LOG_LEVEL ?
 
 interface RunResult { opsPerSec: number; p50Ms: number; p99Ms: number; ops: number; errors: number; fsyncsPerSec?: number; entriesPerFsync?: number }
 
-const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 const pct = (sorted: Float64Array, p: number): number => sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 const round = (x: number, d = 3): number => Number(x.toFixed(d));
 

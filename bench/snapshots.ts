@@ -49,6 +49,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { LocalCluster } from '../actors/local-cluster';
+import { median, type StorageKind, type SuiteOptions } from './common';
 import { ForwardToLeaderError } from '../actors/raft/core/errors';
 import type { RaftConfig } from '../actors/raft/core/config';
 import type { NodeId, SnapshotMeta } from '../actors/raft/core/types';
@@ -66,22 +67,10 @@ export const SNAPSHOT_OPTIONS = {
   'load-keys': { type: 'string', default: '100000' },
 } as const;
 
-export type StorageKind = 'memory' | 'file';
 type Case = 'blob' | 'keys';
 
-export interface SnapshotSuiteOptions {
-  readonly runs: number;
-  readonly seconds: number;
-  readonly clients: readonly number[];
-  readonly placements: readonly NodePlacement[];
-  readonly storages: readonly StorageKind[];
-  readonly payloadBytes: number;
-  /** Where warnings go (the nodes' own logger in part 2). */
-  readonly logger: Logger;
-  readonly argv: { readonly [K in keyof typeof SNAPSHOT_OPTIONS]?: string };
-}
+export type SnapshotSuiteOptions = SuiteOptions<keyof typeof SNAPSHOT_OPTIONS & string>;
 
-const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 const pct = (sorted: Float64Array, p: number): number => sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 const round = (x: number, d = 3): number => Number(x.toFixed(d));
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
