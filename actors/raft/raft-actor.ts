@@ -130,6 +130,19 @@ export interface RaftActorArgs {
 /** What a pending write answers: a client here, or a node that forwarded the write (bytes of a ClientResponse). */
 type WriteReply = Pick<DeferredReply<ClientWriteResponse>, 'resolve' | 'reject'>;
 
+/** A client write waiting for the flush that proposes its batch. */
+interface QueuedWrite {
+  readonly payload: Uint8Array;
+  readonly mode: ResponseMode;
+  readonly reply: WriteReply;
+  /**
+   * Where it came from: a client of this node (which may forward it to the leader until
+   * `deadlineMs`), or another node that forwarded it here (never forwarded again: a node that is
+   * not the leader answers with the leader it knows).
+   */
+  readonly from: { readonly kind: 'client'; readonly deadlineMs: number } | { readonly kind: 'forwarded' };
+}
+
 interface PendingWrite {
   readonly index: LogIndex;
   readonly term: Term;
@@ -162,7 +175,7 @@ export class RaftActor implements Actor<RaftMsg> {
   private readonly pendingChanges = new Map<number, DeferredReply<ConfigChangeResult>>();
   private nextReqId = 1;
   /** Client writes waiting for their batch to be proposed. */
-  private queuedWrites: { payload: Uint8Array; mode: ResponseMode; reply: WriteReply; deadlineMs: number }[] = [];
+  private queuedWrites: QueuedWrite[] = [];
   /** Reads (and heartbeatNow) by the core's read id, answered with the read index once confirmed and applied here. */
   private readonly pendingReads = new Map<number, (ready: { readIndex: LogIndex; error: Error | null }) => void>();
   private nextReadId = 1;
@@ -375,13 +388,19 @@ export class RaftActor implements Actor<RaftMsg> {
     if (payload.byteLength > MAX_PAYLOAD_BYTES) return replyError(new MalformedMessageError(`clientWrite payload of ${payload.byteLength} bytes exceeds ${MAX_PAYLOAD_BYTES}`));
     if (mode !== 'committed' && mode !== 'applied') return replyError(new MalformedMessageError(`responseMode must be 'committed' or 'applied', got ${String(mode)}`));
     const reply = new DeferredReply<ClientWriteResponse>();
-    this.queuedWrites.push({ payload, mode, reply, deadlineMs: this.forwarder.deadline(timeoutMs) });
-    // Writes that arrive together (one cross-thread batch) are proposed together: one append, one push per stream.
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      (this.ctx.self as ActorRef<RaftMsg>).tell({ type: 'flushWrites' });
-    }
+    this.queuedWrites.push({ payload, mode, reply, from: { kind: 'client', deadlineMs: this.forwarder.deadline(timeoutMs) } });
+    this.scheduleFlush();
     return reply;
+  }
+
+  /**
+   * Writes (and reads through the log) that arrive together, one cross-thread batch, are proposed
+   * together by the flushWrites message behind them: one append, one push per stream.
+   */
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    (this.ctx.self as ActorRef<RaftMsg>).tell({ type: 'flushWrites' });
   }
 
   private flushWrites(): void {
@@ -401,12 +420,12 @@ export class RaftActor implements Actor<RaftMsg> {
     } catch (err) {
       if (err instanceof ForwardToLeaderError && this.args.forwardToLeader === true) {
         for (const w of batch) {
-          if (NO_FORWARD in w.reply) w.reply.reject(err);
-          else this.forwardWrite(w.payload, w.mode, w.reply, w.deadlineMs);
+          if (w.from.kind === 'client') this.forwardWrite(w.payload, w.mode, w.reply, w.from.deadlineMs);
+          else w.reply.reject(err);
         }
         return;
       }
-      if (!(err instanceof ForwardToLeaderError) && !(err instanceof LeaderTransferInProgressError) && !(err instanceof RangeError)) throw err;
+      if (!(err instanceof ForwardToLeaderError) && !(err instanceof LeaderTransferInProgressError)) throw err;
       for (const w of batch) w.reply.reject(err);
       return;
     }
@@ -729,10 +748,7 @@ export class RaftActor implements Actor<RaftMsg> {
     // Reads that arrive together share one blank entry, appended after all of them arrived (the
     // flushWrites message behind them), as writes share one append.
     this.queuedLogReads.push(reply);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      (this.ctx.self as ActorRef<RaftMsg>).tell({ type: 'flushWrites' });
-    }
+    this.scheduleFlush();
     return reply;
   }
 
@@ -841,12 +857,8 @@ export class RaftActor implements Actor<RaftMsg> {
       resolve: (r: ClientWriteResponse) => settle({ type: 'clientOk', index: r.index, term: r.term, ...(req.responseMode === 'applied' ? { result: serializeResult(r.result) } : {}) }),
       reject: (err: Error) => fail(err),
     };
-    // Not forwarded again from here: a node that is not the leader answers with the leader it knows.
-    this.queuedWrites.push({ payload: req.payload, mode: req.responseMode, reply: this.args.forwardToLeader === true ? noForward(reply) : reply, deadlineMs: this.forwarder.deadline(undefined) });
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      (this.ctx.self as ActorRef<RaftMsg>).tell({ type: 'flushWrites' });
-    }
+    this.queuedWrites.push({ payload: req.payload, mode: req.responseMode, reply, from: { kind: 'forwarded' } });
+    this.scheduleFlush();
   }
 
   /**
@@ -973,12 +985,6 @@ export class RaftActor implements Actor<RaftMsg> {
 /** A state machine result as bytes for a forwarded write's answer (node:v8, the structured-clone format). */
 function serializeResult(result: unknown): Uint8Array {
   try { return serialize(result); } catch { return serialize(undefined); }
-}
-
-/** Marks a forwarded write so flushWrites answers it rather than forwarding it again. */
-const NO_FORWARD = Symbol('noForward');
-function noForward(reply: WriteReply): WriteReply {
-  return Object.assign({ resolve: reply.resolve, reject: reply.reject }, { [NO_FORWARD]: true });
 }
 
 export function createRaftActor(args: RaftActorArgs): RaftActor { return new RaftActor(args); }
