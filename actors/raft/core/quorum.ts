@@ -25,10 +25,19 @@ export function majorityMatch(voters: readonly NodeId[], matchOf: (id: NodeId) =
  * @example quorumMatch({ members: [1, 2, 3], nonVoters: [], membersAfterConsensus: null }, matchOf)
  */
 export function quorumMatch(membership: Membership, matchOf: (id: NodeId) => number): LogIndex {
-  const old = majorityMatch(membership.members, matchOf);
-  const next = membership.membersAfterConsensus === null ? UNCONSTRAINED : majorityMatch(membership.membersAfterConsensus, matchOf);
+  return (quorumValue(membership, matchOf) ?? 0) as LogIndex;
+}
+
+/**
+ * The largest value a quorum of `membership` has reached, as `valueOf` gives each voter's (the
+ * weaker of the two sides while joint); null when no voter constrains it.
+ * @example quorumValue(m, (id) => lastAckSentAtMs(id)) // when a quorum last acknowledged us
+ */
+export function quorumValue(membership: Membership, valueOf: (id: NodeId) => number): number | null {
+  const old = majorityMatch(membership.members, valueOf);
+  const next = membership.membersAfterConsensus === null ? UNCONSTRAINED : majorityMatch(membership.membersAfterConsensus, valueOf);
   const agreed = Math.min(old, next);
-  return (agreed === UNCONSTRAINED ? 0 : agreed) as LogIndex;
+  return agreed === UNCONSTRAINED ? null : agreed;
 }
 
 export type VoteOutcome = 'won' | 'lost' | 'pending';

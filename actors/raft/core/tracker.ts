@@ -9,7 +9,7 @@
  * check-quorum (who answered anything since the last check). The leader counts itself once in each,
  * as a voter of its config, never as the answer of a follower (async-raft's off-by-one).
  */
-import { majorityMatch, quorumMatch, voteOutcome } from './quorum';
+import { quorumMatch, quorumValue, voteOutcome } from './quorum';
 import type { LogIndex, Membership, NodeId } from './types';
 
 /**
@@ -67,10 +67,7 @@ export class ProgressTracker {
    * weaker side of a joint config). -Infinity when no quorum has answered anything yet.
    */
   quorumAckSentAtMs(membership: Membership, nowMs: number): number {
-    const sentAt = (id: NodeId): number => (id === this.self ? nowMs : this.ackSentAtMs.get(id) ?? -Infinity);
-    const old = membership.members.length === 0 ? Infinity : majorityMatch(membership.members, sentAt);
-    const next = membership.membersAfterConsensus === null || membership.membersAfterConsensus.length === 0 ? Infinity : majorityMatch(membership.membersAfterConsensus, sentAt);
-    return Math.min(old, next);
+    return quorumValue(membership, (id) => (id === this.self ? nowMs : this.ackSentAtMs.get(id) ?? -Infinity)) ?? -Infinity;
   }
 
   /** Check-quorum: whether a quorum (ourselves included) was heard from since the last call; starts the next period. */
