@@ -382,6 +382,23 @@ export type ClientResponse =
   /** `props`: the error's own fields (JSON), so the client gets the same typed error the leader raised. */
   | { readonly type: 'clientError'; readonly code: string; readonly message: string; readonly leaderId: NodeId | null; readonly props: Record<string, unknown> };
 
+/** The kinds of request a network carries, for per-kind counters and latencies (transports' stats). */
+export const RPC_KINDS = ['append', 'vote', 'installSnapshot', 'timeoutNow', 'forwardWrite', 'forwardRead', 'other'] as const;
+export type RpcKind = (typeof RPC_KINDS)[number];
+
+/** The kind of an encoded request, by its type byte, without decoding it ('other' for anything else). */
+export function rpcKindOf(bytes: Uint8Array): RpcKind {
+  switch (bytes.length > 0 ? bytes[0] : -1) {
+    case TYPE.appendEntries: return 'append';
+    case TYPE.vote: return 'vote';
+    case TYPE.installSnapshot: return 'installSnapshot';
+    case TYPE.timeoutNow: return 'timeoutNow';
+    case TYPE.forwardWrite: return 'forwardWrite';
+    case TYPE.forwardRead: return 'forwardRead';
+    default: return 'other';
+  }
+}
+
 /** Whether inbound bytes are a forwarded client request rather than a Raft RPC (by the type byte). */
 export function isClientRequest(bytes: Uint8Array): boolean {
   return bytes instanceof Uint8Array && bytes.length > 0 && (bytes[0] === TYPE.forwardWrite || bytes[0] === TYPE.forwardRead);

@@ -1,0 +1,701 @@
+/**
+ * TcpNetwork: the RaftNetwork actor for nodes in separate processes or on separate machines.
+ *
+ * - One connection per peer pair, used both ways. Either side dials when it has something to send
+ *   and no connection; when both dial at once, both keep the connection dialed by the lower id.
+ * - Length-prefixed binary frames (network/tcp-frames.ts) carrying the codec's bytes as they are;
+ *   many requests in flight per connection, matched by id; TCP_NODELAY.
+ * - A handshake that carries the cluster id and both node ids: connections from another cluster,
+ *   from a node outside the address book, or addressed to another node are refused and counted.
+ * - Optional mutual TLS (node:tls): both sides present a certificate signed by the cluster's CA,
+ *   and by default its common name must be `node-<id>` of the id the peer claims.
+ * - Reconnects with exponential backoff and jitter. While a peer is down its sends fail at once
+ *   with UnreachableError; the first failure and the recovery are logged, the rest only counted.
+ * - A malformed, oversized or stalled frame closes that connection with a logged reason; nothing
+ *   a peer sends can crash or stall the node.
+ *
+ * @example
+ * const stats = TcpNetworkStats.create();
+ * const node = await RaftNode.start({ system, id: 1, stateMachine, storage,
+ *   network: tcpNetworkSpec({ self: 1, clusterId: 'prod-kv', listen: parseAddress('10.0.0.1:7001'),
+ *     peers: parsePeers('1=10.0.0.1:7001,2=10.0.0.2:7001,3=10.0.0.3:7001'), stats: stats.buffer }) });
+ */
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import type { Actor, ActorContext, ActorSpec } from '../runtime/actor';
+import { DeferredReply } from '../runtime/actor';
+import { AskTimeoutError, reviveError, serializeError } from '../runtime/errors';
+import type { Logger } from '../runtime/logging';
+import { rpcKindOf, type RpcKind } from '../actors/raft/codec';
+import { raftActorId, UnreachableError, type InboundRpc, type NetworkMsg } from './network';
+import {
+  CLUSTER_ID_PATTERN, decodeErrorPayload, decodeHello, decodeRefuse, decodeReply, decodeRequest, decodeWelcome,
+  encodeErrorPayload, encodeHello, encodeRefuse, encodeWelcome, FRAME, FrameDecoder, FrameError, framePieces,
+  PROTOCOL_VERSION, requestPrefix, type Frame, type RefusalReason,
+} from './tcp-frames';
+import { TcpNetworkStats } from './tcp-stats';
+
+export { TcpNetworkStats, LATENCY_BOUNDS_MS, type TcpNetworkStatsSnapshot } from './tcp-stats';
+
+export interface TcpAddress { readonly host: string; readonly port: number }
+
+/** PEM material for mutual TLS. Strings or bytes (files read by the caller). */
+export interface TcpTlsOptions {
+  readonly key: string | Uint8Array;
+  readonly cert: string | Uint8Array;
+  /** The cluster's CA: peers' certificates must chain to it. */
+  readonly ca: string | Uint8Array;
+  /** Require the peer certificate's common name to be `node-<id>` for the id it claims (default true). */
+  readonly checkNodeIdentity?: boolean;
+}
+
+export interface TcpNetworkOptions {
+  /** This node's id. */
+  readonly self: number;
+  /** Carried by every handshake; a connection with another id is refused. 1..64 of [A-Za-z0-9._-]. */
+  readonly clusterId: string;
+  /** Where this node accepts connections from its peers. */
+  readonly listen: TcpAddress;
+  /** The address book: every node that may be a member (this one may be included). Others are refused. */
+  readonly peers: Readonly<Record<number, TcpAddress>>;
+  readonly tls?: TcpTlsOptions;
+  /** Largest frame accepted or sent (default 80 MiB: the codec's 64 MiB payloads plus headers). */
+  readonly maxFrameBytes?: number;
+  /** A dial that has not connected by then fails (default 3000 ms). */
+  readonly connectTimeoutMs?: number;
+  /** A connection that has not completed the handshake by then is closed (default 5000 ms). */
+  readonly handshakeTimeoutMs?: number;
+  /** A frame that stops arriving half way for this long closes its connection (default 30000 ms). */
+  readonly stallTimeoutMs?: number;
+  /** Backoff between dials of a peer that is down: first delay and cap (defaults 50 and 2000 ms), with jitter. */
+  readonly backoffMs?: { readonly initial: number; readonly max: number };
+  /** Connections still in their handshake at once; more are closed on arrival (default 64). */
+  readonly maxPendingHandshakes?: number;
+  /** `TcpNetworkStats.create().buffer`, to read the counters from any thread. */
+  readonly stats?: SharedArrayBuffer;
+}
+
+/** What the actor accepts besides the RaftNetwork contract's `send`. */
+export type TcpNetworkMsg =
+  | NetworkMsg
+  /** Replaces the address book (e.g. before adding a node); connections to removed peers close. Answers true. */
+  | { readonly type: 'peers'; readonly peers: Readonly<Record<number, TcpAddress>> };
+
+interface Resolved {
+  readonly self: number;
+  readonly clusterId: string;
+  readonly listen: TcpAddress;
+  readonly peers: Map<number, TcpAddress>;
+  readonly tls: TcpTlsOptions | null;
+  readonly maxFrameBytes: number;
+  readonly connectTimeoutMs: number;
+  readonly handshakeTimeoutMs: number;
+  readonly stallTimeoutMs: number;
+  readonly backoffMs: { readonly initial: number; readonly max: number };
+  readonly maxPendingHandshakes: number;
+  readonly stats: SharedArrayBuffer;
+}
+
+const DEFAULT_MAX_FRAME_BYTES = 80 * 1024 * 1024;
+const MIN_FRAME_BYTES = 64 * 1024;
+const MAX_FRAME_BYTES = 1024 * 1024 * 1024;
+/** Longest timeout a peer's request may ask for: the Raft actor's asks are bounded by it. */
+const MAX_REQUEST_TIMEOUT_MS = 10 * 60_000;
+const HOST_PATTERN = /^[A-Za-z0-9.\-:[\]]{1,253}$/;
+
+function isId(v: unknown): v is number { return typeof v === 'number' && Number.isSafeInteger(v) && v >= 1 && v <= 0xffff_ffff; }
+
+/**
+ * "host:port" (IPv6 as "[::1]:7001") to an address; throws TypeError or RangeError saying what is wrong.
+ * @example parseAddress('127.0.0.1:7001') // { host: '127.0.0.1', port: 7001 }
+ */
+export function parseAddress(text: string, what = 'address'): TcpAddress {
+  if (typeof text !== 'string') throw new TypeError(`${what} must be a string "host:port", got ${typeof text}`);
+  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(text.trim());
+  if (!m) throw new RangeError(`${what} must be "host:port" (IPv6 as "[::1]:port"), got ${JSON.stringify(text)}`);
+  const host = m[1].startsWith('[') ? m[1].slice(1, -1) : m[1];
+  return validAddress({ host, port: Number(m[2]) }, what);
+}
+
+/**
+ * "1=host:port,2=host:port" to an address book; ids are integers >= 1, each given once.
+ * @example parsePeers('1=127.0.0.1:7001,2=127.0.0.1:7002')
+ */
+export function parsePeers(text: string): Record<number, TcpAddress> {
+  if (typeof text !== 'string' || text.trim() === '') throw new TypeError('peers must be a non-empty list "1=host:port,2=host:port"');
+  const out: Record<number, TcpAddress> = {};
+  for (const part of text.split(',')) {
+    const eq = part.indexOf('=');
+    if (eq < 0) throw new RangeError(`peer ${JSON.stringify(part)} must be "id=host:port"`);
+    const idText = part.slice(0, eq).trim();
+    const id = Number(idText);
+    if (!/^\d+$/.test(idText) || !isId(id)) throw new RangeError(`peer id ${JSON.stringify(idText)} must be an integer in 1..2^32-1`);
+    if (out[id] !== undefined) throw new RangeError(`peer ${id} is given twice`);
+    out[id] = parseAddress(part.slice(eq + 1), `address of peer ${id}`);
+  }
+  return out;
+}
+
+function validAddress(a: unknown, what: string): TcpAddress {
+  if (a === null || typeof a !== 'object') throw new TypeError(`${what} must be { host, port }`);
+  const { host, port } = a as { host?: unknown; port?: unknown };
+  if (typeof host !== 'string' || !HOST_PATTERN.test(host)) throw new RangeError(`${what} host must be a host name or IP address, got ${JSON.stringify(host)}`);
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`${what} port must be an integer in 0..65535, got ${String(port)}`);
+  return { host, port };
+}
+
+function validPeers(peers: unknown): Map<number, TcpAddress> {
+  if (peers === null || typeof peers !== 'object' || Array.isArray(peers)) throw new TypeError('TcpNetwork peers must be an object { [id]: { host, port } }');
+  const out = new Map<number, TcpAddress>();
+  for (const [k, v] of Object.entries(peers)) {
+    const id = Number(k);
+    if (!/^\d+$/.test(k) || !isId(id)) throw new RangeError(`TcpNetwork peer id ${JSON.stringify(k)} must be an integer in 1..2^32-1`);
+    const addr = validAddress(v, `TcpNetwork peer ${id}`);
+    if (addr.port === 0) throw new RangeError(`TcpNetwork peer ${id} needs a real port, not 0`);
+    out.set(id, addr);
+  }
+  return out;
+}
+
+function pem(v: unknown, what: string): string | Uint8Array {
+  if (typeof v === 'string' ? v.length === 0 : !(v instanceof Uint8Array) || v.length === 0) throw new TypeError(`TcpNetwork tls.${what} must be PEM text or bytes`);
+  return v as string | Uint8Array;
+}
+
+const positive = (v: unknown, dflt: number, what: string, max = 3_600_000): number => {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) throw new RangeError(`TcpNetwork ${what} must be an integer in 1..${max}, got ${String(v)}`);
+  return v;
+};
+
+const KNOWN = new Set(['self', 'clusterId', 'listen', 'peers', 'tls', 'maxFrameBytes', 'connectTimeoutMs', 'handshakeTimeoutMs', 'stallTimeoutMs', 'backoffMs', 'maxPendingHandshakes', 'stats']);
+
+/** Checks every option at the boundary; throws TypeError or RangeError naming the field. */
+export function validateTcpNetworkOptions(o: TcpNetworkOptions): Resolved {
+  if (o === null || typeof o !== 'object') throw new TypeError('TcpNetwork options must be an object');
+  for (const k of Object.keys(o)) if (!KNOWN.has(k)) throw new TypeError(`unknown TcpNetwork option ${JSON.stringify(k)}`);
+  if (!isId(o.self)) throw new RangeError(`TcpNetwork self must be a node id (integer in 1..2^32-1), got ${String(o.self)}`);
+  if (typeof o.clusterId !== 'string' || !CLUSTER_ID_PATTERN.test(o.clusterId)) throw new RangeError(`TcpNetwork clusterId must match ${CLUSTER_ID_PATTERN}, got ${JSON.stringify(o.clusterId)}`);
+  const listen = validAddress(o.listen, 'TcpNetwork listen');
+  const peers = validPeers(o.peers);
+  const mine = peers.get(o.self);
+  if (mine && listen.port !== 0 && mine.port !== listen.port) throw new RangeError(`TcpNetwork peers[${o.self}] (this node) has port ${mine.port}, but it listens on ${listen.port}`);
+  let tlsOpts: TcpTlsOptions | null = null;
+  if (o.tls !== undefined) {
+    if (o.tls === null || typeof o.tls !== 'object') throw new TypeError('TcpNetwork tls must be { key, cert, ca }');
+    if (o.tls.checkNodeIdentity !== undefined && typeof o.tls.checkNodeIdentity !== 'boolean') throw new TypeError('TcpNetwork tls.checkNodeIdentity must be a boolean');
+    tlsOpts = { key: pem(o.tls.key, 'key'), cert: pem(o.tls.cert, 'cert'), ca: pem(o.tls.ca, 'ca'), checkNodeIdentity: o.tls.checkNodeIdentity ?? true };
+  }
+  const maxFrameBytes = o.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+  if (!Number.isSafeInteger(maxFrameBytes) || maxFrameBytes < MIN_FRAME_BYTES || maxFrameBytes > MAX_FRAME_BYTES) {
+    throw new RangeError(`TcpNetwork maxFrameBytes must be an integer in ${MIN_FRAME_BYTES}..${MAX_FRAME_BYTES}, got ${String(o.maxFrameBytes)}`);
+  }
+  const b = o.backoffMs ?? { initial: 50, max: 2000 };
+  if (b === null || typeof b !== 'object') throw new TypeError('TcpNetwork backoffMs must be { initial, max }');
+  const backoffMs = { initial: positive(b.initial, 50, 'backoffMs.initial', 60_000), max: positive(b.max, 2000, 'backoffMs.max', 600_000) };
+  if (backoffMs.max < backoffMs.initial) throw new RangeError('TcpNetwork backoffMs.max must be >= backoffMs.initial');
+  if (o.stats !== undefined) TcpNetworkStats.over(o.stats); // throws TypeError when it is not one
+  return {
+    self: o.self, clusterId: o.clusterId, listen, peers, tls: tlsOpts, maxFrameBytes,
+    connectTimeoutMs: positive(o.connectTimeoutMs, 3000, 'connectTimeoutMs'),
+    handshakeTimeoutMs: positive(o.handshakeTimeoutMs, 5000, 'handshakeTimeoutMs'),
+    stallTimeoutMs: positive(o.stallTimeoutMs, 30_000, 'stallTimeoutMs'),
+    backoffMs,
+    maxPendingHandshakes: positive(o.maxPendingHandshakes, 64, 'maxPendingHandshakes', 100_000),
+    stats: o.stats ?? TcpNetworkStats.create().buffer,
+  };
+}
+
+/** The spec of a node's TCP network actor, for any placement. Validates the options here, in the caller. */
+export function tcpNetworkSpec(options: TcpNetworkOptions): ActorSpec<TcpNetworkOptions> {
+  const r = validateTcpNetworkOptions(options);
+  return { module: __filename, export: 'createTcpNetwork', args: { ...options, stats: r.stats } };
+}
+
+export function createTcpNetwork(options: TcpNetworkOptions): Actor<TcpNetworkMsg> {
+  return new TcpNetworkActor(validateTcpNetworkOptions(options));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface Pending {
+  readonly reply: DeferredReply<Uint8Array>;
+  readonly kind: RpcKind;
+  readonly target: number;
+  readonly timeoutMs: number;
+  readonly rpc: Uint8Array;
+  timer: NodeJS.Timeout | null;
+  startedAt: number;
+  /** Where it was written, once it was. */
+  conn: Connection | null;
+  reqId: number;
+}
+
+interface DownEpisode { readonly since: number; readonly firstReason: string; failedDials: number; rejectedSends: number }
+
+interface Peer {
+  readonly id: number;
+  addr: TcpAddress;
+  /** The connection in use, once its handshake is done. */
+  conn: Connection | null;
+  /** Our dial in progress, if any. */
+  dialing: Connection | null;
+  /** Sends waiting for `dialing` to finish. */
+  waiting: Pending[];
+  failures: number;
+  nextDialAt: number;
+  down: DownEpisode | null;
+}
+
+type ConnState = 'handshake' | 'ready' | 'closed';
+
+const now = (): number => performance.now();
+const bufferOf = (v: string | Uint8Array): string | Buffer => (typeof v === 'string' ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+
+/** One socket, either direction, from its handshake to its close. */
+class Connection {
+  state: ConnState = 'handshake';
+  /** Known after the handshake (acceptor) or from the start (dialer). */
+  peerId: number;
+  readonly pending = new Map<number, Pending>();
+  private nextReqId = 1;
+  private readonly decoder: FrameDecoder;
+  private handshakeTimer: NodeJS.Timeout | null = null;
+  private stallTimer: NodeJS.Timeout | null = null;
+  readonly openedAt = now();
+
+  constructor(
+    private readonly owner: TcpNetworkActor,
+    readonly socket: net.Socket,
+    readonly dialer: number,
+    peerId: number,
+  ) {
+    this.peerId = peerId;
+    this.decoder = new FrameDecoder(owner.opts.maxFrameBytes);
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 10_000);
+    this.handshakeTimer = setTimeout(() => this.close(`no handshake within ${owner.opts.handshakeTimeoutMs} ms`, 'refusedHandshake'), owner.opts.handshakeTimeoutMs);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err: Error) => this.close(`socket error: ${err.message}`));
+    socket.on('close', () => this.close('closed by the peer'));
+  }
+
+  get outbound(): boolean { return this.dialer === this.owner.opts.self; }
+
+  private onData(chunk: Buffer): void {
+    if (this.state === 'closed') return;
+    const stats = this.owner.stats;
+    stats.add('bytesIn', chunk.length);
+    let frames: Frame[];
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (err) {
+      const fe = err as FrameError;
+      this.close(fe.message, fe.reason === 'oversized' ? 'oversizedFrames' : 'badFrames');
+      return;
+    }
+    for (const f of frames) {
+      stats.add('framesIn');
+      try {
+        this.onFrame(f);
+      } catch (err) {
+        // Whatever a frame held, it closes only its own connection: never the node.
+        this.close(err instanceof FrameError ? err.message : `frame refused: ${(err as Error).message}`, 'badFrames');
+        return;
+      }
+      if ((this.state as ConnState) === 'closed') return;
+    }
+    this.armStallTimer();
+  }
+
+  /** A frame left half way: close if no byte of it arrives for stallTimeoutMs. */
+  private armStallTimer(): void {
+    if (this.stallTimer) { clearTimeout(this.stallTimer); this.stallTimer = null; }
+    if (this.decoder.pendingBytes === 0 || this.state === 'closed') return;
+    this.stallTimer = setTimeout(() => this.close(`a frame stalled half way (${this.decoder.pendingBytes} bytes held for ${this.owner.opts.stallTimeoutMs} ms)`, 'badFrames'), this.owner.opts.stallTimeoutMs);
+  }
+
+  private onFrame(f: Frame): void {
+    if (this.state === 'handshake') {
+      if (this.outbound) this.onWelcomeOrRefuse(f); else this.onHello(f);
+      return;
+    }
+    switch (f.kind) {
+      case FRAME.request: this.owner.onRequest(this, decodeRequest(f.body)); return;
+      case FRAME.ok: {
+        const r = decodeReply(f.body, 'OK');
+        const p = this.take(r.reqId);
+        if (p) this.owner.settle(p, r.payload, null);
+        return;
+      }
+      case FRAME.error: {
+        const r = decodeReply(f.body, 'ERROR');
+        const e = decodeErrorPayload(r.payload);
+        const p = this.take(r.reqId);
+        if (p) this.owner.settle(p, null, reviveError({ ...e }));
+        return;
+      }
+      default:
+        throw new FrameError('malformed', `frame kind ${f.kind} after the handshake`);
+    }
+  }
+
+  private onHello(f: Frame): void {
+    if (f.kind !== FRAME.hello) throw new FrameError('malformed', `first frame of kind ${f.kind}, expected HELLO`);
+    const h = decodeHello(f.body);
+    const o = this.owner.opts;
+    if (h.version !== PROTOCOL_VERSION) { this.refuse('version', `protocol version ${h.version} is not ${PROTOCOL_VERSION}`, 'refusedHandshake'); return; }
+    if (h.clusterId !== o.clusterId) { this.refuse('cluster', `cluster ${JSON.stringify(h.clusterId)} is not ${JSON.stringify(o.clusterId)}`, 'refusedCluster'); return; }
+    if (h.to !== o.self) { this.refuse('node', `this is node ${o.self}, not ${h.to}`, 'refusedNode'); return; }
+    if (h.from === o.self || !o.peers.has(h.from)) { this.refuse('node', `node ${h.from} is not in node ${o.self}'s address book`, 'refusedNode'); return; }
+    const identity = this.identityProblem(h.from);
+    if (identity) { this.refuse('identity', identity, 'refusedHandshake'); return; }
+    this.peerId = h.from;
+    this.owner.write(this, [encodeWelcome({ from: o.self, clusterId: o.clusterId })]);
+    this.ready();
+  }
+
+  private onWelcomeOrRefuse(f: Frame): void {
+    if (f.kind === FRAME.refuse) {
+      const r = decodeRefuse(f.body);
+      this.close(`refused by node ${this.peerId} (${r.reason}): ${r.message}`);
+      return;
+    }
+    if (f.kind !== FRAME.welcome) throw new FrameError('malformed', `answer to HELLO of kind ${f.kind}, expected WELCOME`);
+    const w = decodeWelcome(f.body);
+    if (w.clusterId !== this.owner.opts.clusterId) { this.close(`node at ${this.owner.addrOf(this.peerId)} is in cluster ${JSON.stringify(w.clusterId)}`, 'refusedCluster'); return; }
+    if (w.from !== this.peerId) { this.close(`dialed node ${this.peerId} but node ${w.from} answered`, 'refusedNode'); return; }
+    this.ready();
+  }
+
+  /** With TLS and checkNodeIdentity: the certificate's CN must be node-<claimed id>. */
+  identityProblem(claimed: number): string | null {
+    const t = this.owner.opts.tls;
+    if (!t || !t.checkNodeIdentity) return null;
+    const cert = (this.socket as tls.TLSSocket).getPeerCertificate?.();
+    const cn = cert && typeof cert === 'object' ? cert.subject?.CN : undefined;
+    return cn === `node-${claimed}` ? null : `certificate common name ${JSON.stringify(cn ?? null)} is not "node-${claimed}"`;
+  }
+
+  private refuse(reason: RefusalReason, message: string, stat: 'refusedCluster' | 'refusedNode' | 'refusedHandshake'): void {
+    this.owner.write(this, [encodeRefuse(reason, message)]);
+    this.socket.end();
+    this.close(`refused: ${message}`, stat);
+  }
+
+  private ready(): void {
+    if (this.handshakeTimer) { clearTimeout(this.handshakeTimer); this.handshakeTimer = null; }
+    this.state = 'ready';
+    this.owner.onReady(this);
+  }
+
+  /** Sends one request on this (ready) connection. */
+  request(p: Pending): void {
+    const reqId = this.nextReqId;
+    this.nextReqId = this.nextReqId === 0xffff_ffff ? 1 : this.nextReqId + 1;
+    this.pending.set(reqId, p);
+    p.conn = this;
+    p.reqId = reqId;
+    p.startedAt = now();
+    this.owner.write(this, framePieces(FRAME.request, requestPrefix(reqId, p.timeoutMs), p.rpc));
+  }
+
+  take(reqId: number): Pending | undefined {
+    const p = this.pending.get(reqId);
+    if (p) this.pending.delete(reqId);
+    return p;
+  }
+
+  /** Closes once, whatever the cause; the owner rejects what was in flight. */
+  close(reason: string, stat?: 'refusedCluster' | 'refusedNode' | 'refusedHandshake' | 'badFrames' | 'oversizedFrames'): void {
+    if (this.state === 'closed') return;
+    const wasReady = this.state === 'ready';
+    this.state = 'closed';
+    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    if (stat) this.owner.stats.add(stat);
+    // A refusal's frame is flushed by end(); anything else goes at once.
+    if (this.socket.writableEnded) setTimeout(() => this.socket.destroy(), 1000).unref(); else this.socket.destroy();
+    this.owner.onClosed(this, reason, wasReady, stat !== undefined);
+  }
+}
+
+class TcpNetworkActor implements Actor<TcpNetworkMsg> {
+  readonly stats: TcpNetworkStats;
+  private ctx!: ActorContext;
+  private log!: Logger;
+  private server: net.Server | null = null;
+  private readonly peers = new Map<number, Peer>();
+  private readonly conns = new Set<Connection>();
+  private stopping = false;
+
+  constructor(readonly opts: Resolved) {
+    this.stats = TcpNetworkStats.over(opts.stats);
+    for (const [id, addr] of opts.peers) if (id !== opts.self) this.peers.set(id, this.newPeer(id, addr));
+  }
+
+  private newPeer(id: number, addr: TcpAddress): Peer {
+    return { id, addr, conn: null, dialing: null, waiting: [], failures: 0, nextDialAt: 0, down: null };
+  }
+
+  addrOf(id: number): string {
+    const a = this.peers.get(id)?.addr;
+    return a ? `${a.host}:${a.port}` : '?';
+  }
+
+  async started(ctx: ActorContext): Promise<void> {
+    this.ctx = ctx;
+    this.log = ctx.logger.child({ net: 'tcp', node: this.opts.self });
+    const onSocket = (socket: net.Socket): void => this.accept(socket);
+    const t = this.opts.tls;
+    const server = t
+      ? tls.createServer({ key: bufferOf(t.key), cert: bufferOf(t.cert), ca: bufferOf(t.ca), requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2', handshakeTimeout: this.opts.handshakeTimeoutMs }, onSocket)
+      : net.createServer(onSocket);
+    server.on('tlsClientError', (err: Error) => {
+      this.stats.add('refusedHandshake');
+      this.log.debug({ err: err.message }, 'TLS handshake refused');
+    });
+    server.on('error', (err: Error) => this.log.error({ err }, 'listener error'));
+    await new Promise<void>((resolve, reject) => {
+      const fail = (err: Error): void => reject(new Error(`TcpNetwork of node ${this.opts.self} cannot listen on ${this.opts.listen.host}:${this.opts.listen.port}: ${err.message}`));
+      server.once('error', fail);
+      server.listen(this.opts.listen.port, this.opts.listen.host, () => { server.off('error', fail); resolve(); });
+    });
+    this.server = server;
+    this.log.info({ listen: server.address(), peers: [...this.peers.keys()], tls: t !== null }, 'listening for peers');
+  }
+
+  async stopped(): Promise<void> {
+    this.stopping = true;
+    const server = this.server;
+    this.server = null;
+    for (const c of [...this.conns]) c.close('this node is stopping');
+    for (const p of this.peers.values()) this.rejectWaiting(p, 'this node is stopping');
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  receive(msg: TcpNetworkMsg): unknown {
+    if (msg === null || typeof msg !== 'object') throw new TypeError('TcpNetwork: message must be an object');
+    switch (msg.type) {
+      case 'send': return this.send(msg.target, msg.rpc, msg.timeoutMs);
+      case 'peers': return this.setPeers(msg.peers);
+      default: throw new TypeError(`TcpNetwork: unknown message ${String((msg as { type?: unknown }).type)}`);
+    }
+  }
+
+  private setPeers(raw: Readonly<Record<number, TcpAddress>>): boolean {
+    const next = validPeers(raw);
+    for (const [id, p] of this.peers) {
+      const addr = next.get(id);
+      if (!addr || addr.host !== p.addr.host || addr.port !== p.addr.port) {
+        this.peers.delete(id);
+        p.conn?.close('removed from the address book');
+        p.dialing?.close('removed from the address book');
+        this.rejectWaiting(p, 'removed from the address book');
+      }
+    }
+    for (const [id, addr] of next) if (id !== this.opts.self && !this.peers.has(id)) this.peers.set(id, this.newPeer(id, addr));
+    this.opts.peers.clear();
+    for (const [id, addr] of next) this.opts.peers.set(id, addr);
+    this.log.info({ peers: [...next.keys()] }, 'address book replaced');
+    return true;
+  }
+
+  // --- outbound -------------------------------------------------------------------------------
+
+  private send(target: number, rpc: Uint8Array, timeoutMs: number): DeferredReply<Uint8Array> {
+    const reply = new DeferredReply<Uint8Array>();
+    if (!(rpc instanceof Uint8Array)) { reply.reject(new TypeError('TcpNetwork send: rpc must be a Uint8Array')); return reply; }
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) { reply.reject(new RangeError(`TcpNetwork send: timeoutMs must be > 0, got ${timeoutMs}`)); return reply; }
+    const kind = rpcKindOf(rpc);
+    this.stats.sent(kind);
+    const peer = this.peers.get(target);
+    if (!peer || this.stopping) {
+      this.stats.failed(kind);
+      reply.reject(new UnreachableError(target, this.stopping ? 'this node is stopping' : `node ${target} is not in node ${this.opts.self}'s address book`));
+      return reply;
+    }
+    if (rpc.length + 16 > this.opts.maxFrameBytes) {
+      this.stats.failed(kind);
+      reply.reject(new RangeError(`TcpNetwork send: an RPC of ${rpc.length} bytes is over maxFrameBytes ${this.opts.maxFrameBytes}`));
+      return reply;
+    }
+    const p: Pending = { reply, kind, target, timeoutMs: Math.min(Math.ceil(timeoutMs), MAX_REQUEST_TIMEOUT_MS), rpc, timer: null, startedAt: now(), conn: null, reqId: 0 };
+    p.timer = setTimeout(() => this.timedOut(p), p.timeoutMs);
+    if (peer.conn) { peer.conn.request(p); return reply; }
+    if (!peer.dialing && now() < peer.nextDialAt) {
+      this.stats.add('rejectedSends');
+      if (peer.down) peer.down.rejectedSends++;
+      this.fail(p, new UnreachableError(target, `down (${peer.down?.firstReason ?? 'connection failed'}); next dial in ${Math.ceil(peer.nextDialAt - now())} ms`));
+      return reply;
+    }
+    peer.waiting.push(p);
+    if (!peer.dialing) this.dial(peer);
+    return reply;
+  }
+
+  private timedOut(p: Pending): void {
+    p.timer = null;
+    if (p.conn) {
+      p.conn.pending.delete(p.reqId);
+    } else {
+      const peer = this.peers.get(p.target);
+      const i = peer ? peer.waiting.indexOf(p) : -1;
+      if (i >= 0) peer!.waiting.splice(i, 1);
+    }
+    this.fail(p, new AskTimeoutError(`${raftActorId(p.target)} via tcp`, p.timeoutMs));
+  }
+
+  private fail(p: Pending, err: Error): void {
+    if (p.timer) { clearTimeout(p.timer); p.timer = null; }
+    if (p.reply.isSettled) return;
+    this.stats.failed(p.kind);
+    p.reply.reject(err);
+  }
+
+  settle(p: Pending, payload: Uint8Array | null, err: Error | null): void {
+    if (p.timer) { clearTimeout(p.timer); p.timer = null; }
+    if (p.reply.isSettled) return;
+    if (err) { this.stats.failed(p.kind); p.reply.reject(err); return; }
+    this.stats.answered(p.kind, now() - p.startedAt);
+    p.reply.resolve(payload!);
+  }
+
+  private dial(peer: Peer): void {
+    const { host, port } = peer.addr;
+    const t = this.opts.tls;
+    const socket = t
+      ? tls.connect({
+        host, port, key: bufferOf(t.key), cert: bufferOf(t.cert), ca: bufferOf(t.ca), minVersion: 'TLSv1.2',
+        // Identity is the node id in the certificate's CN (checked below), not the host name.
+        checkServerIdentity: () => undefined,
+      })
+      : net.connect({ host, port });
+    const conn = new Connection(this, socket, this.opts.self, peer.id);
+    this.conns.add(conn);
+    peer.dialing = conn;
+    const connectTimer = setTimeout(() => conn.close(`no connection within ${this.opts.connectTimeoutMs} ms`), this.opts.connectTimeoutMs);
+    socket.once(t ? 'secureConnect' : 'connect', () => {
+      clearTimeout(connectTimer);
+      if (conn.state === 'closed') return;
+      const problem = conn.identityProblem(peer.id);
+      if (problem) { conn.close(`node ${peer.id} at ${host}:${port}: ${problem}`, 'refusedHandshake'); return; }
+      this.write(conn, [encodeHello({ version: PROTOCOL_VERSION, from: this.opts.self, to: peer.id, clusterId: this.opts.clusterId })]);
+    });
+    socket.once('close', () => clearTimeout(connectTimer));
+  }
+
+  write(conn: Connection, pieces: Uint8Array[]): void {
+    const s = conn.socket;
+    if (conn.state === 'closed' || s.destroyed || s.writableEnded) return;
+    let bytes = 0;
+    s.cork();
+    for (const b of pieces) { s.write(b); bytes += b.length; }
+    s.uncork();
+    this.stats.add('framesOut');
+    this.stats.add('bytesOut', bytes);
+    // A peer that stops reading must not make this process buffer without bound.
+    if (s.writableLength > 2 * this.opts.maxFrameBytes) conn.close(`peer is not reading (${s.writableLength} bytes queued)`);
+  }
+
+  // --- inbound --------------------------------------------------------------------------------
+
+  private accept(socket: net.Socket): void {
+    if (this.stopping) { socket.destroy(); return; }
+    let handshaking = 0;
+    for (const c of this.conns) if (c.state === 'handshake' && !c.outbound) handshaking++;
+    if (handshaking >= this.opts.maxPendingHandshakes) {
+      this.stats.add('refusedHandshake');
+      socket.destroy();
+      return;
+    }
+    this.conns.add(new Connection(this, socket, 0, 0));
+  }
+
+  onRequest(conn: Connection, r: { reqId: number; timeoutMs: number; rpc: Uint8Array }): void {
+    this.stats.received(rpcKindOf(r.rpc));
+    const timeoutMs = Math.min(Math.max(r.timeoutMs, 1), MAX_REQUEST_TIMEOUT_MS);
+    // A copy, so the Raft actor never holds a view into a socket chunk that carried other frames.
+    const inbound: InboundRpc = { type: 'rpc', bytes: Uint8Array.prototype.slice.call(r.rpc) };
+    this.ctx.ref<InboundRpc>(raftActorId(this.opts.self)).ask<Uint8Array>(inbound, timeoutMs).then(
+      (bytes) => this.write(conn, framePieces(FRAME.ok, requestPrefix(r.reqId), bytes)),
+      (err: unknown) => {
+        const e = serializeError(err);
+        this.write(conn, framePieces(FRAME.error, requestPrefix(r.reqId), encodeErrorPayload({ name: e.name, code: e.code, message: e.message, props: e.props })));
+      },
+    );
+  }
+
+  // --- connection lifecycle -------------------------------------------------------------------
+
+  onReady(conn: Connection): void {
+    const peer = this.peers.get(conn.peerId);
+    if (!peer) { conn.close(`node ${conn.peerId} left the address book`); return; }
+    if (peer.dialing === conn) peer.dialing = null;
+    const existing = peer.conn;
+    let keep = conn;
+    if (existing && existing !== conn && existing.state === 'ready') {
+      // Both sides pick the same: the connection dialed by the lower id, else the newer one.
+      keep = existing.dialer !== conn.dialer ? (existing.dialer < conn.dialer ? existing : conn) : conn;
+      const loser = keep === conn ? existing : conn;
+      peer.conn = keep;
+      loser.close('a duplicate of the connection kept for this peer pair');
+    }
+    peer.conn = keep;
+    this.stats.add('connects');
+    if (peer.down) {
+      const d = peer.down;
+      this.log.info({ peer: peer.id, downMs: Math.round(now() - d.since), failedDials: d.failedDials, rejectedSends: d.rejectedSends }, 'peer reachable again');
+    }
+    peer.down = null;
+    peer.failures = 0;
+    peer.nextDialAt = 0;
+    const waiting = peer.waiting;
+    peer.waiting = [];
+    for (const p of waiting) if (!p.reply.isSettled) keep.request(p);
+  }
+
+  onClosed(conn: Connection, reason: string, wasReady: boolean, refusedOrBad: boolean): void {
+    this.conns.delete(conn);
+    const peer = conn.peerId ? this.peers.get(conn.peerId) : undefined;
+    for (const p of conn.pending.values()) this.fail(p, new UnreachableError(p.target, `connection closed: ${reason}`));
+    conn.pending.clear();
+    if (!peer) {
+      // An inbound connection that never said who it is (or claimed a stranger's id).
+      if (refusedOrBad) this.log.warn({ remote: `${conn.socket.remoteAddress}:${conn.socket.remotePort}`, reason }, 'inbound connection closed');
+      return;
+    }
+    if (peer.conn === conn) {
+      peer.conn = null;
+      this.stats.add('disconnects');
+      if (!this.stopping) this.log.info({ peer: peer.id, reason }, 'connection to peer closed');
+    }
+    if (refusedOrBad && conn.state === 'closed' && !conn.outbound) {
+      this.log.warn({ peer: conn.peerId, reason }, 'inbound connection closed');
+    }
+    if (peer.dialing === conn) {
+      peer.dialing = null;
+      if (!wasReady) this.dialFailed(peer, reason);
+    }
+  }
+
+  private dialFailed(peer: Peer, reason: string): void {
+    this.stats.add('connectFailures');
+    peer.failures++;
+    const base = Math.min(this.opts.backoffMs.max, this.opts.backoffMs.initial * 2 ** Math.min(peer.failures - 1, 30));
+    peer.nextDialAt = now() + base / 2 + this.ctx.random.nextFloat() * (base / 2);
+    if (!peer.down) {
+      peer.down = { since: now(), firstReason: reason, failedDials: 1, rejectedSends: 0 };
+      if (!this.stopping) this.log.warn({ peer: peer.id, addr: `${peer.addr.host}:${peer.addr.port}`, reason }, 'peer unreachable; further failures are counted, not logged, until it is back');
+    } else {
+      peer.down.failedDials++;
+    }
+    this.rejectWaiting(peer, reason);
+  }
+
+  private rejectWaiting(peer: Peer, reason: string): void {
+    const waiting = peer.waiting;
+    peer.waiting = [];
+    for (const p of waiting) this.fail(p, new UnreachableError(peer.id, reason));
+  }
+}
