@@ -325,7 +325,7 @@ class Connection {
       case FRAME.ok: {
         const r = decodeReply(f.body, 'OK');
         const p = this.take(r.reqId);
-        if (p) this.owner.settle(p, r.payload, null);
+        if (p) this.owner.settle(p, Uint8Array.prototype.slice.call(r.payload), null);
         return;
       }
       case FRAME.error: {
