@@ -46,6 +46,8 @@ export interface CliOptions {
 const LOG_LEVELS: readonly string[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 /** How long a clean shutdown may take before the process gives up and exits 1. */
 const SHUTDOWN_DEADLINE_MS = 15_000;
+/** Signals closer than this to the first are one Ctrl-C delivered twice, not a second one. */
+const REPEAT_SIGNAL_MS = 500;
 
 export const USAGE = `actor-raft-kv: one node of a replicated key-value store (Raft over TCP, an HTTP API)
 
@@ -264,13 +266,16 @@ async function run(opts: CliOptions, tls: TcpTlsOptions | undefined, log: Logger
     process.exit(code);
   };
 
-  let signals = 0;
+  let firstSignalAt = 0;
   const onSignal = (sig: NodeJS.Signals) => {
-    signals++;
-    if (signals > 1) {
+    // One Ctrl-C can arrive twice at once (from the terminal, and forwarded by npm or a parent):
+    // only a second signal a moment later means "exit now".
+    if (firstSignalAt > 0 && Date.now() - firstSignalAt < REPEAT_SIGNAL_MS) return;
+    if (firstSignalAt > 0) {
       log.warn({ signal: sig }, 'second signal: exiting at once');
       process.exit(sig === 'SIGINT' ? 130 : 143);
     }
+    firstSignalAt = Date.now();
     void shutdown(0, `received ${sig}`);
   };
   process.on('SIGINT', onSignal);
