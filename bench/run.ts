@@ -14,14 +14,18 @@
  * snapshot suite of bench/snapshots.ts: build and install time of a 100 MB and a 1M-key snapshot,
  * and the throughput cost of snapshotting under a write load; a few minutes, so opt-in), `reads`
  * (only the reads suite of bench/reads.ts: reads/s and latency at each consistency level, reads per
- * read-index round, reads and writes forwarded by a follower, a mixed load; about 2 minutes), or
- * `all` (the three; the JSON then holds each suite's report under `suites`). --runs, --seconds,
+ * read-index round, reads and writes forwarded by a follower, a mixed load; about 2 minutes),
+ * `network` (bench/network.ts: a 3-process TCP cluster's batched writes, and the actor-raft-kv
+ * HTTP service under autocannon against a plain HTTP map server; about 3 minutes), or
+ * `all` (the four; the JSON then holds each suite's report under `suites`). --runs, --seconds,
  * --clients, --placement, --storage and --payload apply to every suite; the snapshot suite's own
  * defaults are --clients 64 --placement local --storage file, the reads suite's --seconds 1
- * --placement worker --storage memory, and their own options are described in their files.
+ * --placement worker --storage memory, the network suite's --storage file, and their own options
+ * are described in their files.
  *
  *   npm run bench -- --suite snapshots --runs 3
  *   npm run bench -- --suite reads --runs 3
+ *   npm run bench -- --suite network --runs 3
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -36,6 +40,7 @@ import { createLogger } from '../runtime/logging';
 import { fileStorageSpec, FileStorageStats } from '../storage/file-storage';
 import { runSnapshotSuite, SNAPSHOT_OPTIONS } from './snapshots';
 import { READS_OPTIONS, runReadsSuite } from './reads';
+import { NETWORK_OPTIONS, runNetworkSuite } from './network';
 import { median, type StorageKind } from './common';
 
 const { values: argv } = parseArgs({
@@ -51,10 +56,12 @@ const { values: argv } = parseArgs({
     suite: { type: 'string', default: 'write' },
     ...SNAPSHOT_OPTIONS,
     ...READS_OPTIONS,
+    ...NETWORK_OPTIONS,
   },
 });
 const suite = argv.suite!;
-if (suite !== 'write' && suite !== 'snapshots' && suite !== 'reads' && suite !== 'all') throw new RangeError(`--suite: ${suite} (write, snapshots, reads or all)`);
+const SUITES = ['write', 'snapshots', 'reads', 'network', 'all'];
+if (!SUITES.includes(suite)) throw new RangeError(`--suite: ${suite} (write, snapshots, reads, network or all)`);
 
 function ints(name: string, v: string, max: number): number[] {
   const xs = v.split(',').map(Number);
@@ -183,7 +190,15 @@ async function main(): Promise<void> {
     storages: storagesOf(argv.storage ?? 'memory'),
     argv: optionsOf(READS_OPTIONS),
   });
-  const ran = Object.entries({ write, snapshots, reads }).filter(([, r]) => r !== null) as [string, Record<string, unknown>][];
+  const network = suite !== 'network' && suite !== 'all' ? null : await runNetworkSuite({
+    runs, payloadBytes, logger,
+    seconds: ints('seconds', argv.seconds ?? '3', 600)[0],
+    clients: ints('clients', argv.clients ?? '1,64,256', 4096),
+    placements: placementsOf(argv.placement ?? 'worker'),
+    storages: storagesOf(argv.storage ?? 'file'),
+    argv: optionsOf(NETWORK_OPTIONS),
+  });
+  const ran = Object.entries({ write, snapshots, reads, network }).filter(([, r]) => r !== null) as [string, Record<string, unknown>][];
   const report = ran.length > 1
     ? { benchmark: 'actor-raft', ...machine, suites: Object.fromEntries(ran) }
     : { benchmark: ran[0][1].benchmark, ...machine, ...ran[0][1] };
