@@ -267,10 +267,12 @@ class Connection {
   constructor(
     private readonly owner: TcpNetworkActor,
     readonly socket: net.Socket,
-    readonly dialer: number,
+    /** Which node dialed: this one for outbound, the peer (from its HELLO) for inbound, 0 until then. */
+    public dialer: number,
     peerId: number,
   ) {
     this.peerId = peerId;
+    this.outbound = dialer === owner.opts.self;
     this.decoder = new FrameDecoder(owner.opts.maxFrameBytes);
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 10_000);
@@ -280,7 +282,8 @@ class Connection {
     socket.on('close', () => this.close('closed by the peer'));
   }
 
-  get outbound(): boolean { return this.dialer === this.owner.opts.self; }
+  /** This node dialed it (fixed at construction: `dialer` of an inbound one changes at its HELLO). */
+  readonly outbound: boolean;
 
   private onData(chunk: Buffer): void {
     if (this.state === 'closed') return;
@@ -351,6 +354,7 @@ class Connection {
     const identity = this.identityProblem(h.from);
     if (identity) { this.refuse('identity', identity, 'refusedHandshake'); return; }
     this.peerId = h.from;
+    this.dialer = h.from;
     this.owner.write(this, [encodeWelcome({ from: o.self, clusterId: o.clusterId })]);
     this.ready();
   }
