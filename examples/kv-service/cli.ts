@@ -37,8 +37,8 @@ export interface CliOptions {
   readonly dataDir: string;
   readonly clusterId: string;
   readonly placement: NodePlacement;
-  /** Paths of the PEM files, all three or none. */
-  readonly tls: { readonly key: string; readonly cert: string; readonly ca: string } | null;
+  /** The PEM files' contents (read while parsing, so a bad path is bad usage), all three or none. */
+  readonly tls: TcpTlsOptions | null;
   readonly maxBodyBytes: number;
   readonly logLevel: LogLevel;
 }
@@ -168,7 +168,7 @@ export function parseCliArgs(argv: readonly string[]): CliOptions | 'help' {
     const missing = ['--tls-key', '--tls-cert', '--tls-ca'].filter((f) => !given.includes(f));
     throw new UsageError(`TLS needs all three of --tls-key, --tls-cert and --tls-ca; ${given.join(' and ')} given without ${missing.join(' and ')}`);
   }
-  const tls = given.length === 3 ? { key: tlsFiles.key!, cert: tlsFiles.cert!, ca: tlsFiles.ca! } : null;
+  const tls = given.length === 3 ? readTls({ key: tlsFiles.key!, cert: tlsFiles.cert!, ca: tlsFiles.ca! }) : null;
 
   const maxBodyText = str('max-body') ?? String(DEFAULT_MAX_BODY_BYTES);
   const maxBodyBytes = Number(maxBodyText);
@@ -188,7 +188,7 @@ export function formatAddress(a: { host: string; port: number }): string {
 }
 
 /** Reads the three PEM files; a missing or unreadable file is bad usage. */
-function readTls(files: NonNullable<CliOptions['tls']>): TcpTlsOptions {
+function readTls(files: { key: string; cert: string; ca: string }): TcpTlsOptions {
   const read = (flag: string, path: string): Buffer => {
     try {
       const b = readFileSync(path);
@@ -204,22 +204,21 @@ function readTls(files: NonNullable<CliOptions['tls']>): TcpTlsOptions {
 /** Runs the process: parses `argv`, starts the node and the server, and handles signals. Sets the exit code itself. */
 export async function main(argv: readonly string[]): Promise<void> {
   let opts: CliOptions;
-  let tls: TcpTlsOptions | undefined;
   try {
     const parsed = parseCliArgs(argv);
     if (parsed === 'help') { process.stdout.write(USAGE); return; }
     opts = parsed;
-    tls = opts.tls === null ? undefined : readTls(opts.tls);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     process.stderr.write(`actor-raft-kv: ${err.message}\nRun actor-raft-kv --help for the flags.\n`);
     process.exit(2);
   }
   const log = createLogger({ level: opts.logLevel, name: 'actor-raft-kv' }).child({ nodeId: opts.id });
-  await run(opts, tls, log);
+  await run(opts, log);
 }
 
-async function run(opts: CliOptions, tls: TcpTlsOptions | undefined, log: Logger): Promise<void> {
+async function run(opts: CliOptions, log: Logger): Promise<void> {
+  const tls = opts.tls ?? undefined;
   // Loaded here, not at the top: --help and bad usage answer without loading the node (~0.5 s).
   const { RaftNode } = await import('../../actors/node');
   const { ActorSystem } = await import('../../runtime/system');
