@@ -37,5 +37,10 @@ export {
 export { CorruptLogError } from './storage/record-log';
 export { type NetworkMsg, type InboundRpc, UnreachableError, raftActorId } from './network/network';
 export { LocalNetwork, MAX_LOCAL_NODES } from './network/local-network';
-export { ActorSystem, Supervisor, jsonCodec, createLogger, VirtualClock, RealClock, SeededRandom, LOCAL, onArbiter } from './runtime';
+export {
+  tcpNetworkSpec, createTcpNetwork, validateTcpNetworkOptions, parseAddress, parsePeers, TcpNetworkStats, LATENCY_BOUNDS_MS,
+  type TcpAddress, type TcpTlsOptions, type TcpNetworkOptions, type TcpNetworkMsg, type TcpNetworkStatsSnapshot,
+} from './network/tcp-network';
+export { FrameError } from './network/tcp-frames';
+export { ActorSystem, Supervisor, jsonCodec, createLogger, VirtualClock, RealClock, SeededRandom, LOCAL, onArbiter, DeferredReply } from './runtime';
 export type { Actor, ActorContext, ActorRef, ActorSpec, Placement } from './runtime';
