@@ -15,7 +15,9 @@ for (const placement of ['local', 'worker'] as const) {
     afterEach(async () => { await cluster?.shutdown(); cluster = null; });
 
     it('a burst larger than a stream buffer plus one fetch span commits every write (stream used to stall after one span)', async () => {
-      cluster = await LocalCluster.start({ size: 3, seed: 3, placement, stateMachine: KV });
+      // Long election timeouts: the subject is the stream, and on a loaded machine a 6000-write burst
+      // can delay heartbeats past the default 150-300 ms, depose the leader and drop writes (seen in CI).
+      cluster = await LocalCluster.start({ size: 3, seed: 3, placement, stateMachine: KV, config: { electionTimeoutMinMs: 3000, electionTimeoutMaxMs: 6000 } });
       const leader = await cluster.waitForLeader();
       // 6000 writes queued in one turn: one propose, far beyond the default buffer (2400) + span (2400).
       const writes = Array.from({ length: 6000 }, (_, i) => cluster!.node(leader).clientWrite(encodeKv({ op: 'put', key: `k${i}`, value: 'v' }), { timeoutMs: 20_000 }));
