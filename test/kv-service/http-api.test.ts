@@ -80,6 +80,20 @@ describe('KV service HTTP API (4 nodes over TcpNetwork in one process)', functio
   let leader: number;
   const port = (id: number) => served.get(id)!.port;
   const followerOf = () => [1, 2, 3].find((id) => id !== leader)!;
+  /**
+   * Re-reads the leader where a test depends on who leads (an election under a loaded machine
+   * must not fail it): waits until the voters agree on one that says it leads.
+   */
+  const refreshLeader = async (voters: readonly number[] = [1, 2, 3]) => {
+    await eventually('one agreed leader', async () => {
+      const s = await Promise.all(voters.map((id) => request(port(id), 'GET', '/status')));
+      const l = s[0].json.currentLeader;
+      if (l === null || s.some((x) => x.json.currentLeader !== l)) return false;
+      if ((await request(port(l), 'GET', '/status')).json.state !== 'Leader') return false;
+      leader = l;
+      return true;
+    });
+  };
 
   before(async function () {
     this.timeout(60_000);
@@ -195,6 +209,7 @@ describe('KV service HTTP API (4 nodes over TcpNetwork in one process)', functio
 
   describe('status and metrics', () => {
     it('GET /status is the node\'s RaftMetrics as JSON', async () => {
+      await refreshLeader();
       const a = await request(port(leader), 'GET', '/status');
       expect(a.status).to.equal(200);
       expect(a.headers['content-type']).to.match(/^application\/json/);
@@ -207,6 +222,7 @@ describe('KV service HTTP API (4 nodes over TcpNetwork in one process)', functio
     });
 
     it('GET /metrics is Prometheus text with the Raft, transport and HTTP metrics', async () => {
+      await refreshLeader();
       await request(port(leader), 'PUT', '/kv/metered', 'x');
       const a = await request(port(leader), 'GET', '/metrics');
       expect(a.status).to.equal(200);
@@ -312,6 +328,7 @@ describe('KV service HTTP API (4 nodes over TcpNetwork in one process)', functio
 
   describe('admin', () => {
     it('refuses misuse: init of a formed node (409), unknown ids, empty lists, a non-leader', async () => {
+      await refreshLeader();
       const p = port(leader);
       expectError(await request(p, 'POST', '/admin/init', JSON.stringify({ members: [1, 2, 3] })), 409, 'NotAllowed');
       expectError(await request(p, 'POST', '/admin/init', JSON.stringify({ members: [] })), 400, 'BadRequest');
@@ -327,6 +344,7 @@ describe('KV service HTTP API (4 nodes over TcpNetwork in one process)', functio
     });
 
     it('adds a fourth node, then removes one, through /admin/members', async () => {
+      await refreshLeader();
       const add = await request(port(leader), 'POST', '/admin/members', JSON.stringify({ add: [4] }));
       expect(add.status, add.text).to.equal(200);
       expect(add.json.index).to.be.a('number');
@@ -335,6 +353,7 @@ describe('KV service HTTP API (4 nodes over TcpNetwork in one process)', functio
       const r = await request(port(4), 'GET', '/kv/greeting');
       expect(r.json).to.deep.equal({ key: 'greeting', value: 'hello, world' });
 
+      await refreshLeader([1, 2, 3, 4]);
       const gone = followerOf();
       const remove = await request(port(leader), 'POST', '/admin/members', JSON.stringify({ remove: [gone] }));
       expect(remove.status, remove.text).to.equal(200);
