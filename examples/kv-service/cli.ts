@@ -308,7 +308,7 @@ async function run(opts: CliOptions, log: Logger): Promise<void> {
   if (stopping) return; // a signal came while the node started
 
   metrics = new KvMetrics({ node: node!, tcpStats, storageStats });
-  server = createKvHttpServer(node!, { maxBodyBytes: opts.maxBodyBytes, metrics, logger: log.child({ name: 'kv-http' }), knownIds: Object.keys(opts.peers).map(Number) });
+  server = createKvHttpServer(node!, { maxBodyBytes: opts.maxBodyBytes, metrics, logger: log.child({ component: 'http' }), knownIds: Object.keys(opts.peers).map(Number) });
   const srv = server;
   try {
     await new Promise<void>((resolve, reject) => {
