@@ -425,7 +425,7 @@ export function libraryError(err: unknown, kind: Kind, timeoutMs: number): HttpE
     case 'AskTimeout':
       return new HttpError(503, 'Timeout', `no answer within ${timeoutMs} ms${kind === 'write' ? '; the outcome of the write is unknown (it may still be applied)' : unknownNote}`, { ...outcome, cause: code });
     case 'ForwardToLeader':
-      return new HttpError(503, 'Unavailable', `${leaderId === null ? 'no leader is known' : `the leader (node ${leaderId}) did not take the request`}; nothing was applied, retry`, { ...outcome, cause: code, leaderId });
+      return new HttpError(503, 'Unavailable', `${leaderId === null ? 'no leader is known' : `the leader (node ${leaderId}) did not take the request`}; ${kind === 'write' ? 'nothing was applied, retry' : 'retry'}`, { ...outcome, cause: code, leaderId });
     case 'LeaderTransferInProgress':
     case 'ProposalDropped':
       return new HttpError(503, 'Unavailable', `${message}`, { ...outcome, cause: code });
