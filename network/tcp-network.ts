@@ -131,7 +131,9 @@ export function parsePeers(text: string): Record<number, TcpAddress> {
     const id = Number(idText);
     if (!/^\d+$/.test(idText) || !isId(id)) throw new RangeError(`peer id ${JSON.stringify(idText)} must be an integer in 1..2^32-1`);
     if (out[id] !== undefined) throw new RangeError(`peer ${id} is given twice`);
-    out[id] = parseAddress(part.slice(eq + 1), `address of peer ${id}`);
+    const addr = parseAddress(part.slice(eq + 1), `address of peer ${id}`);
+    if (addr.port === 0) throw new RangeError(`address of peer ${id} needs a real port, not 0`);
+    out[id] = addr;
   }
   return out;
 }

@@ -246,6 +246,7 @@ describe('TcpNetwork', function () {
       expect(() => parsePeers('')).to.throw(TypeError);
       expect(() => parsePeers('1=127.0.0.1:7001,1=127.0.0.1:7002')).to.throw(RangeError, /twice/);
       expect(() => parsePeers('0=127.0.0.1:7001')).to.throw(RangeError, /peer id/);
+      expect(() => parsePeers('1=127.0.0.1:0')).to.throw(RangeError, /real port/);
       expect(() => parsePeers('x=127.0.0.1:7001')).to.throw(RangeError, /peer id/);
       expect(() => parsePeers('1:127.0.0.1:7001')).to.throw(RangeError, /id=host:port/);
     });
