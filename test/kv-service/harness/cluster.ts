@@ -132,10 +132,13 @@ export class KvProcess {
   }
 }
 
+export type Placement = 'local' | 'worker';
+
 export interface ClusterOptions {
   /** Every node that may ever be a member: the address book every process gets in --peers. */
   readonly ids: readonly number[];
-  readonly placement?: 'local' | 'worker';
+  /** --placement of every node, or of each node by id (default 'worker', the CLI's own default). */
+  readonly placement?: Placement | ((id: number) => Placement);
   readonly logLevel?: string;
   /** Deadline for a process to print its listening line (default 30 s). */
   readonly startTimeoutMs?: number;
@@ -186,7 +189,7 @@ export class KvCluster {
       '--peers', peers,
       '--data', n.dataDir,
       '--cluster-id', this.clusterId,
-      '--placement', this.o.placement ?? 'worker',
+      '--placement', typeof this.o.placement === 'function' ? this.o.placement(id) : this.o.placement ?? 'worker',
       '--log-level', this.o.logLevel ?? 'info',
     ];
   }
