@@ -452,7 +452,16 @@ class TcpNetworkActor implements Actor<TcpNetworkMsg> {
   async started(ctx: ActorContext): Promise<void> {
     this.ctx = ctx;
     this.log = ctx.logger.child({ net: 'tcp', node: this.opts.self });
-    const onSocket = (socket: net.Socket): void => this.accept(socket);
+    // A socket callback runs outside the actor's mailbox: whatever it throws would escape
+    // supervision and end the process, so a failure here closes only that socket.
+    const onSocket = (socket: net.Socket): void => {
+      try {
+        this.accept(socket);
+      } catch (err) {
+        this.log.error({ err }, 'accepting a connection failed; closed it');
+        socket.destroy();
+      }
+    };
     const t = this.opts.tls;
     const server = t
       ? tls.createServer({ key: bufferOf(t.key), cert: bufferOf(t.cert), ca: bufferOf(t.ca), requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2', handshakeTimeout: this.opts.handshakeTimeoutMs }, onSocket)
@@ -584,9 +593,13 @@ class TcpNetworkActor implements Actor<TcpNetworkMsg> {
     socket.once(t ? 'secureConnect' : 'connect', () => {
       clearTimeout(connectTimer);
       if (conn.state === 'closed') return;
-      const problem = conn.identityProblem(peer.id);
-      if (problem) { conn.close(`node ${peer.id} at ${host}:${port}: ${problem}`, 'refusedHandshake'); return; }
-      this.write(conn, [encodeHello({ version: PROTOCOL_VERSION, from: this.opts.self, to: peer.id, clusterId: this.opts.clusterId })]);
+      try {
+        const problem = conn.identityProblem(peer.id);
+        if (problem) { conn.close(`node ${peer.id} at ${host}:${port}: ${problem}`, 'refusedHandshake'); return; }
+        this.write(conn, [encodeHello({ version: PROTOCOL_VERSION, from: this.opts.self, to: peer.id, clusterId: this.opts.clusterId })]);
+      } catch (err) {
+        conn.close(`starting the handshake failed: ${(err as Error).message}`);
+      }
     });
     socket.once('close', () => clearTimeout(connectTimer));
   }
