@@ -455,7 +455,25 @@ function startPlain(reaper: Reaper): Promise<{ child: ChildProcess; url: string 
   });
 }
 
+/** The service's Prometheus counters (`/metrics`), by series (`name{labels}`). */
+async function scrape(base: string): Promise<Map<string, number>> {
+  const r = await httpJson('GET', `${base}/metrics`);
+  const out = new Map<string, number>();
+  if (r.status !== 200 || typeof r.json !== 'string') return out;
+  for (const line of r.json.split('\n')) {
+    if (line.startsWith('#') || line.length === 0) continue;
+    const sp = line.lastIndexOf(' ');
+    out.set(line.slice(0, sp), Number(line.slice(sp + 1)));
+  }
+  return out;
+}
+const APPENDS_SENT = 'actor_raft_rpc_sent_total{kind="append"}';
+const FSYNCS = 'actor_raft_storage_fsyncs_total';
+const FRAMES_SENT = 'actor_raft_tcp_frames_sent_total';
+
 interface HttpRun {
+  /** From the nodes' /metrics over the phase (null for the plain server). */
+  appendRpcsPerSec: number | null; writesPerAppend: number | null; fsyncsPerSec: number | null; framesPerSec: number | null;
   reqPerSec: number; okPerSec: number; p50Ms: number; p99Ms: number; meanMs: number;
   non2xx: number; errors: number; timeouts: number; statusCodes: Record<string, number>;
   cpuPercent: Record<string, number | null>;
@@ -509,14 +527,29 @@ async function httpRun(p: HttpParams, order: readonly HttpTarget[], reaper: Reap
     for (const t of order) {
       leader = await waitForLeader(statusOf);
       const meter = cpuMeter({ ...rolePids(leader, (id) => byId(id).child.pid!), plain: plain.child.pid! });
+      const scrapeAll = () => Promise.all(IDS.map((id) => scrape(byId(id).http)));
+      const before = await scrapeAll();
       const self0 = selfCpuMs();
       const s0 = performance.now();
       const r = await cannon(urlOf(t), { ...p, tag: t });
       const cpu = { ...meter(), autocannon: Math.round((100 * (selfCpuMs() - self0)) / (performance.now() - s0)) };
+      const after = await scrapeAll();
+      const windowSec = (performance.now() - s0) / 1000;
+      const delta = (k: number, series: string) => (after[k].get(series) ?? NaN) - (before[k].get(series) ?? NaN);
+      const total = (series: string) => IDS.reduce((a, _, k) => a + delta(k, series), 0) / windowSec;
+      const appends = delta(IDS.findIndex((id) => id === leader), APPENDS_SENT);
+      const raft = t === 'plain' ? null : {
+        appendRpcsPerSec: appends / windowSec,
+        writesPerAppend: (r['2xx'] * (IDS.length - 1)) / appends,
+        fsyncsPerSec: total(FSYNCS),
+        framesPerSec: total(FRAMES_SENT),
+      };
       const codes = Object.fromEntries(Object.entries(r.statusCodeStats).map(([code, v]) => [code, v.count]));
       out[t] = {
         reqPerSec: r.requests.average, okPerSec: r['2xx'] / r.duration, p50Ms: r.latency.p50, p99Ms: r.latency.p99, meanMs: r.latency.average,
         non2xx: r.non2xx, errors: r.errors, timeouts: r.timeouts, statusCodes: codes, cpuPercent: cpu,
+        appendRpcsPerSec: raft?.appendRpcsPerSec ?? null, writesPerAppend: raft?.writesPerAppend ?? null,
+        fsyncsPerSec: raft?.fsyncsPerSec ?? null, framesPerSec: raft?.framesPerSec ?? null,
       };
       progress(`${label} ${t}: ${httpLine(out[t]!)}`);
       if (t !== 'plain') await settle();
@@ -537,6 +570,7 @@ function httpLine(r: HttpRun): string {
     `${Math.round(r.reqPerSec)} req/s, p50 ${ms(r.p50Ms)}, p99 ${ms(r.p99Ms)}`,
     ...(r.non2xx > 0 ? [`${r.non2xx} non-2xx (${JSON.stringify(r.statusCodes)})`] : []),
     ...(r.errors > 0 ? [`${r.errors} errors (${r.timeouts} timeouts)`] : []),
+    ...(r.appendRpcsPerSec === null ? [] : [`${Math.round(r.appendRpcsPerSec)} appends/s (${r.writesPerAppend!.toFixed(1)} writes each), ${Math.round(r.fsyncsPerSec!)} fsyncs/s, ${Math.round(r.framesPerSec!)} frames/s`]),
     `cpu ${cpuText(r.cpuPercent)}`,
   ].join(', ');
 }
@@ -589,6 +623,15 @@ function httpReport(p: HttpParams, t: HttpTarget, rs: HttpRun[]): Record<string,
     errors: rs.reduce((a, r) => a + r.errors, 0),
     timeouts: rs.reduce((a, r) => a + r.timeouts, 0),
     statusCodes: rs.map((r) => r.statusCodes),
+    ...(t === 'plain' ? {} : {
+      raft: {
+        appendRpcsPerSec: stat(rs.map((r) => r.appendRpcsPerSec)),
+        writesPerAppendRpc: stat(rs.map((r) => r.writesPerAppend), 1),
+        fsyncsPerSec: stat(rs.map((r) => r.fsyncsPerSec)),
+        framesPerSec: stat(rs.map((r) => r.framesPerSec)),
+        note: 'from the nodes\' /metrics before and after the phase: the leader\'s append RPCs, 2xx answers x 2 followers per append RPC, all three nodes\' fsyncs and TCP frames sent',
+      },
+    }),
     cpuPercent: cpuReport(rs.map((r) => r.cpuPercent)),
   };
 }
