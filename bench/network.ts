@@ -470,10 +470,12 @@ async function scrape(base: string): Promise<Map<string, number>> {
 const APPENDS_SENT = 'actor_raft_rpc_sent_total{kind="append"}';
 const FSYNCS = 'actor_raft_storage_fsyncs_total';
 const FRAMES_SENT = 'actor_raft_tcp_frames_sent_total';
+const APPEND_LATENCY_SUM = 'actor_raft_rpc_latency_seconds_sum{kind="append"}';
+const APPEND_LATENCY_COUNT = 'actor_raft_rpc_latency_seconds_count{kind="append"}';
 
 interface HttpRun {
   /** From the nodes' /metrics over the phase (null for the plain server). */
-  appendRpcsPerSec: number | null; writesPerAppend: number | null; fsyncsPerSec: number | null; framesPerSec: number | null;
+  appendRpcsPerSec: number | null; writesPerAppend: number | null; appendMeanMs: number | null; fsyncsPerSec: number | null; framesPerSec: number | null;
   reqPerSec: number; okPerSec: number; p50Ms: number; p99Ms: number; meanMs: number;
   non2xx: number; errors: number; timeouts: number; statusCodes: Record<string, number>;
   cpuPercent: Record<string, number | null>;
@@ -537,10 +539,12 @@ async function httpRun(p: HttpParams, order: readonly HttpTarget[], reaper: Reap
       const windowSec = (performance.now() - s0) / 1000;
       const delta = (k: number, series: string) => (after[k].get(series) ?? NaN) - (before[k].get(series) ?? NaN);
       const total = (series: string) => IDS.reduce((a, _, k) => a + delta(k, series), 0) / windowSec;
-      const appends = delta(IDS.findIndex((id) => id === leader), APPENDS_SENT);
+      const leaderIdx = IDS.findIndex((id) => id === leader);
+      const appends = delta(leaderIdx, APPENDS_SENT);
       const raft = t === 'plain' ? null : {
         appendRpcsPerSec: appends / windowSec,
         writesPerAppend: (r['2xx'] * (IDS.length - 1)) / appends,
+        appendMeanMs: (1000 * delta(leaderIdx, APPEND_LATENCY_SUM)) / delta(leaderIdx, APPEND_LATENCY_COUNT),
         fsyncsPerSec: total(FSYNCS),
         framesPerSec: total(FRAMES_SENT),
       };
@@ -548,7 +552,7 @@ async function httpRun(p: HttpParams, order: readonly HttpTarget[], reaper: Reap
       out[t] = {
         reqPerSec: r.requests.average, okPerSec: r['2xx'] / r.duration, p50Ms: r.latency.p50, p99Ms: r.latency.p99, meanMs: r.latency.average,
         non2xx: r.non2xx, errors: r.errors, timeouts: r.timeouts, statusCodes: codes, cpuPercent: cpu,
-        appendRpcsPerSec: raft?.appendRpcsPerSec ?? null, writesPerAppend: raft?.writesPerAppend ?? null,
+        appendRpcsPerSec: raft?.appendRpcsPerSec ?? null, writesPerAppend: raft?.writesPerAppend ?? null, appendMeanMs: raft?.appendMeanMs ?? null,
         fsyncsPerSec: raft?.fsyncsPerSec ?? null, framesPerSec: raft?.framesPerSec ?? null,
       };
       progress(`${label} ${t}: ${httpLine(out[t]!)}`);
@@ -570,7 +574,7 @@ function httpLine(r: HttpRun): string {
     `${Math.round(r.reqPerSec)} req/s, p50 ${ms(r.p50Ms)}, p99 ${ms(r.p99Ms)}`,
     ...(r.non2xx > 0 ? [`${r.non2xx} non-2xx (${JSON.stringify(r.statusCodes)})`] : []),
     ...(r.errors > 0 ? [`${r.errors} errors (${r.timeouts} timeouts)`] : []),
-    ...(r.appendRpcsPerSec === null ? [] : [`${Math.round(r.appendRpcsPerSec)} appends/s (${r.writesPerAppend!.toFixed(1)} writes each), ${Math.round(r.fsyncsPerSec!)} fsyncs/s, ${Math.round(r.framesPerSec!)} frames/s`]),
+    ...(r.appendRpcsPerSec === null ? [] : [`${Math.round(r.appendRpcsPerSec)} appends/s (${r.writesPerAppend!.toFixed(1)} writes each, mean ${ms(r.appendMeanMs!)}), ${Math.round(r.fsyncsPerSec!)} fsyncs/s, ${Math.round(r.framesPerSec!)} frames/s`]),
     `cpu ${cpuText(r.cpuPercent)}`,
   ].join(', ');
 }
@@ -627,9 +631,10 @@ function httpReport(p: HttpParams, t: HttpTarget, rs: HttpRun[]): Record<string,
       raft: {
         appendRpcsPerSec: stat(rs.map((r) => r.appendRpcsPerSec)),
         writesPerAppendRpc: stat(rs.map((r) => r.writesPerAppend), 1),
+        appendLatencyMeanMs: stat(rs.map((r) => r.appendMeanMs), 3),
         fsyncsPerSec: stat(rs.map((r) => r.fsyncsPerSec)),
         framesPerSec: stat(rs.map((r) => r.framesPerSec)),
-        note: 'from the nodes\' /metrics before and after the phase: the leader\'s append RPCs, 2xx answers x 2 followers per append RPC, all three nodes\' fsyncs and TCP frames sent',
+        note: 'from the nodes\' /metrics before and after the phase: the leader\'s append RPCs, 2xx answers x 2 followers per append RPC, the mean append RPC latency (its histogram sum over count), all three nodes\' fsyncs and TCP frames sent',
       },
     }),
     cpuPercent: cpuReport(rs.map((r) => r.cpuPercent)),
