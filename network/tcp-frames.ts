@@ -195,7 +195,8 @@ export class FrameDecoder {
   private buffered = 0;
   private need = -1; // the current frame's length once its prefix is read
 
-  constructor(private readonly maxFrameBytes: number) {}
+  /** Largest frame accepted; may be raised (e.g. once a connection's handshake is done). */
+  constructor(public limit: number) {}
 
   /** Bytes held for a frame not yet complete. */
   get pendingBytes(): number { return this.buffered; }
@@ -208,7 +209,7 @@ export class FrameDecoder {
         if (this.buffered < 4) return out;
         const len = this.peekLength();
         if (len === 0) throw new FrameError('malformed', 'frame of length 0 (no kind byte)');
-        if (len > this.maxFrameBytes) throw new FrameError('oversized', `frame of ${len} bytes is over the limit of ${this.maxFrameBytes}`);
+        if (len > this.limit) throw new FrameError('oversized', `frame of ${len} bytes is over the limit of ${this.limit}`);
         this.need = len;
         this.take(4);
       }

@@ -99,6 +99,10 @@ interface Resolved {
 const DEFAULT_MAX_FRAME_BYTES = 80 * 1024 * 1024;
 const MIN_FRAME_BYTES = 64 * 1024;
 const MAX_FRAME_BYTES = 1024 * 1024 * 1024;
+/** Largest frame before the handshake: HELLO is under 100 bytes, REFUSE under 4.2 KiB. */
+const HANDSHAKE_FRAME_BYTES = 8 * 1024;
+/** At most one warning per this many ms about refused or bad inbound connections; the rest are counted. */
+const INBOUND_WARN_INTERVAL_MS = 10_000;
 /** Longest timeout a peer's request may ask for: the Raft actor's asks are bounded by it. */
 const MAX_REQUEST_TIMEOUT_MS = 10 * 60_000;
 const HOST_PATTERN = /^[A-Za-z0-9.\-:[\]]{1,253}$/;
@@ -265,6 +269,8 @@ class Connection {
   private handshakeTimer: NodeJS.Timeout | null = null;
   private stallTimer: NodeJS.Timeout | null = null;
   readonly openedAt = now();
+  /** When its handshake completed (0 before). */
+  readyAt = 0;
 
   constructor(
     private readonly owner: TcpNetworkActor,
@@ -275,7 +281,8 @@ class Connection {
   ) {
     this.peerId = peerId;
     this.outbound = dialer === owner.opts.self;
-    this.decoder = new FrameDecoder(owner.opts.maxFrameBytes);
+    // Until the handshake is done only HELLO / WELCOME / REFUSE may come: a stranger gets a few KiB, not maxFrameBytes.
+    this.decoder = new FrameDecoder(HANDSHAKE_FRAME_BYTES);
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 10_000);
     this.handshakeTimer = setTimeout(() => this.close(`no handshake within ${owner.opts.handshakeTimeoutMs} ms`, 'refusedHandshake'), owner.opts.handshakeTimeoutMs);
@@ -391,6 +398,8 @@ class Connection {
 
   private ready(): void {
     if (this.handshakeTimer) { clearTimeout(this.handshakeTimer); this.handshakeTimer = null; }
+    this.decoder.limit = this.owner.opts.maxFrameBytes;
+    this.readyAt = now();
     this.state = 'ready';
     this.owner.onReady(this);
   }
@@ -434,6 +443,10 @@ class TcpNetworkActor implements Actor<TcpNetworkMsg> {
   private readonly peers = new Map<number, Peer>();
   private readonly conns = new Set<Connection>();
   private stopping = false;
+  private lastInboundWarnAt = -Infinity;
+  private inboundWarningsSuppressed = 0;
+  /** Sockets open on the listener, whatever their state (counted below TLS). */
+  private openInbound = 0;
 
   constructor(readonly opts: Resolved) {
     this.stats = TcpNetworkStats.over(opts.stats);
@@ -465,7 +478,20 @@ class TcpNetworkActor implements Actor<TcpNetworkMsg> {
     const t = this.opts.tls;
     const server = t
       ? tls.createServer({ key: bufferOf(t.key), cert: bufferOf(t.cert), ca: bufferOf(t.ca), requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2', handshakeTimeout: this.opts.handshakeTimeoutMs }, onSocket)
-      : net.createServer(onSocket);
+      : net.createServer();
+    // Below TLS: every socket the listener holds counts, so clients that never finish a TLS
+    // handshake cannot pile up. Room for two connections per peer (a crossed dial) and the
+    // handshakes allowed.
+    server.on('connection', (raw: net.Socket) => {
+      if (this.openInbound >= this.opts.maxPendingHandshakes + 2 * this.peers.size) {
+        this.stats.add('refusedHandshake');
+        raw.destroy();
+        return;
+      }
+      this.openInbound++;
+      raw.once('close', () => { this.openInbound--; });
+      if (!t) onSocket(raw); // after the cap; with TLS, onSocket runs at 'secureConnection'
+    });
     server.on('tlsClientError', (err: Error) => {
       this.stats.add('refusedHandshake');
       this.log.debug({ err: err.message }, 'TLS handshake refused');
@@ -493,7 +519,12 @@ class TcpNetworkActor implements Actor<TcpNetworkMsg> {
     if (msg === null || typeof msg !== 'object') throw new TypeError('TcpNetwork: message must be an object');
     switch (msg.type) {
       case 'send': return this.send(msg.target, msg.rpc, msg.timeoutMs);
-      case 'peers': return this.setPeers(msg.peers);
+      case 'peers': {
+        // A bad address book is the caller's mistake: refuse it, keep the connections.
+        const reply = new DeferredReply<boolean>();
+        try { reply.resolve(this.setPeers(msg.peers)); } catch (err) { reply.reject(err as Error); }
+        return reply;
+      }
       default: throw new TypeError(`TcpNetwork: unknown message ${String((msg as { type?: unknown }).type)}`);
     }
   }
@@ -654,8 +685,11 @@ class TcpNetworkActor implements Actor<TcpNetworkMsg> {
     const existing = peer.conn;
     let keep = conn;
     if (existing && existing !== conn && existing.state === 'ready') {
-      // Both sides pick the same: the connection dialed by the lower id, else the newer one.
-      keep = existing.dialer !== conn.dialer ? (existing.dialer < conn.dialer ? existing : conn) : conn;
+      // Two dials that crossed (the other became ready within a handshake timeout of this one):
+      // both sides keep the one dialed by the lower id. Otherwise the peer lost its side of the old
+      // connection (a restart, a reboot, a partition that hid the FIN) and the new one is kept.
+      const crossed = existing.dialer !== conn.dialer && now() - existing.readyAt < this.opts.handshakeTimeoutMs;
+      keep = crossed ? (existing.dialer < conn.dialer ? existing : conn) : conn;
       const loser = keep === conn ? existing : conn;
       peer.conn = keep;
       loser.close('a duplicate of the connection kept for this peer pair');
@@ -681,7 +715,7 @@ class TcpNetworkActor implements Actor<TcpNetworkMsg> {
     conn.pending.clear();
     if (!peer) {
       // An inbound connection that never said who it is (or claimed a stranger's id).
-      if (refusedOrBad) this.log.warn({ remote: `${conn.socket.remoteAddress}:${conn.socket.remotePort}`, reason }, 'inbound connection closed');
+      if (refusedOrBad) this.inboundWarning({ remote: `${conn.socket.remoteAddress}:${conn.socket.remotePort}`, reason });
       return;
     }
     if (peer.conn === conn) {
@@ -690,12 +724,25 @@ class TcpNetworkActor implements Actor<TcpNetworkMsg> {
       if (!this.stopping) this.log.info({ peer: peer.id, reason }, 'connection to peer closed');
     }
     if (refusedOrBad && conn.state === 'closed' && !conn.outbound) {
-      this.log.warn({ peer: conn.peerId, reason }, 'inbound connection closed');
+      this.inboundWarning({ peer: conn.peerId, remote: `${conn.socket.remoteAddress}:${conn.socket.remotePort}`, reason });
     }
     if (peer.dialing === conn) {
       peer.dialing = null;
-      if (!wasReady) this.dialFailed(peer, reason);
+      if (!wasReady && peer.conn?.state !== 'ready') this.dialFailed(peer, reason);
     }
+  }
+
+  /**
+   * Refused and bad inbound connections: one warning per INBOUND_WARN_INTERVAL_MS with how many
+   * were not logged since the last one, so a misconfigured or hostile client cannot flood the log
+   * (the counters have them all).
+   */
+  private inboundWarning(fields: Record<string, unknown>): void {
+    const t = now();
+    if (t - this.lastInboundWarnAt < INBOUND_WARN_INTERVAL_MS) { this.inboundWarningsSuppressed++; return; }
+    this.log.warn({ ...fields, notLoggedSinceLast: this.inboundWarningsSuppressed }, 'inbound connection closed');
+    this.lastInboundWarnAt = t;
+    this.inboundWarningsSuppressed = 0;
   }
 
   private dialFailed(peer: Peer, reason: string): void {

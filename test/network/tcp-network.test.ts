@@ -23,7 +23,7 @@ import { encodeKv, KV_MODULE, type KvResult } from '../../examples/kv/kv-state-m
 import { ActorSystem } from '../../runtime/system';
 import { fileStorageSpec } from '../../storage/file-storage';
 import {
-  FRAME, FrameDecoder, FrameError, PROTOCOL_VERSION, decodeRefuse, decodeReply, decodeErrorPayload, encodeFrame, encodeHello,
+  FRAME, FrameDecoder, FrameError, PROTOCOL_VERSION, decodeRefuse, decodeReply, decodeErrorPayload, encodeFrame, encodeHello, encodeWelcome,
   framePieces, requestPrefix, type Frame,
 } from '../../network/tcp-frames';
 import {
@@ -332,14 +332,21 @@ describe('TcpNetwork', function () {
       for (let i = 0; i < 20; i++) {
         const raw = await RawClient.connect(c.peers[2]);
         const bytes = seededBytes(1 + (i * 37) % 400, i + 1);
-        try { if (new FrameDecoder(80 * 1024 * 1024).push(bytes).length > 0) judged++; } catch { judged++; }
+        try { if (new FrameDecoder(8 * 1024).push(bytes).length > 0) judged++; } catch { judged++; } // 8 KiB: the limit before a handshake
         raw.send(bytes);
         raw.socket.end();
         await raw.waitClosed('random bytes');
       }
       // A length prefix of 4 GiB, and one just over the limit: refused on the prefix alone.
-      for (const len of [0xffff_ffff, 80 * 1024 * 1024 + 1]) {
+      // A length prefix of 4 GiB, and one of 9000 bytes: before the handshake only 8 KiB frames are
+      // taken (a stranger must not make the node hold maxFrameBytes per connection). After the
+      // handshake, one just over maxFrameBytes. Each refused on the prefix alone.
+      for (const [len, handshake] of [[0xffff_ffff, false], [9000, false], [80 * 1024 * 1024 + 1, true]] as const) {
         const raw = await RawClient.connect(c.peers[2]);
+        if (handshake) {
+          raw.send(hello(9, 2));
+          await waitFor('WELCOME', () => raw.frames.some((f) => f.kind === FRAME.welcome));
+        }
         const b = Buffer.alloc(5); b.writeUInt32BE(len, 0); b[4] = FRAME.request;
         raw.send(b);
         await raw.waitClosed(`length prefix ${len}`);
@@ -363,7 +370,7 @@ describe('TcpNetwork', function () {
         const raw = await RawClient.connect(c.peers[2]);
         raw.send(hello(9, 2));
         await waitFor('WELCOME', () => raw.frames.some((f) => f.kind === FRAME.welcome));
-        raw.send(Buffer.concat(framePieces(FRAME.request, requestPrefix(7, 2000), Buffer.from([0xc1, ...seededBytes(63, 7)]))));
+        raw.send(Buffer.concat(framePieces(FRAME.request, requestPrefix(7, 2000), Buffer.from([0xc1, ...seededBytes(9000, 7)]))));
         const err = await waitFor('ERROR answer', () => raw.frames.find((f) => f.kind === FRAME.error));
         const r = decodeReply(err.body, 'ERROR');
         expect(r.reqId).to.equal(7);
@@ -392,10 +399,13 @@ describe('TcpNetwork', function () {
       const bad = after.badFrames - before.badFrames;
       const oversized = after.oversizedFrames - before.oversizedFrames;
       const timedOut = after.refusedHandshake - before.refusedHandshake;
-      expect(oversized, 'the two huge prefixes at least').to.be.at.least(2);
+      expect(oversized, 'the three prefixes over their limits at least').to.be.at.least(3);
       expect(bad, 'request before hello, second HELLO, unknown kind at least').to.be.at.least(3);
       expect(judged, 'the seeds give both kinds').to.be.within(10, 19);
-      expect(bad + oversized + timedOut, 'every hostile connection that sent a judgeable frame counted').to.equal(judged + 2 + 3);
+      expect(bad + oversized + timedOut, 'every hostile connection that sent a judgeable frame counted').to.equal(judged + 3 + 3);
+      const warnings = target.lines.filter((l) => l.msg === 'inbound connection closed');
+      expect(warnings.length, 'one warning per 10 s, the rest counted').to.be.within(1, 3);
+      expect(warnings.reduce((n, l) => n + 1 + (l.notLoggedSinceLast as number), 0)).to.be.at.most(bad + oversized + timedOut);
       expect(c.member(2).node.metrics()?.state).to.be.oneOf(['Leader', 'Follower']);
     });
   });
@@ -427,15 +437,80 @@ describe('TcpNetwork', function () {
     });
   });
 
+  describe('the connection of a pair, and the address book', () => {
+    let c: TcpCluster;
+    let fake: net.Server | null = null;
+    // Node 2 is played by this test: a listener that answers HELLO, and raw dials.
+    before(async () => { c = await TcpCluster.create({ ids: [1], extraPeers: [2], net: { handshakeTimeoutMs: 300 } }); });
+    after(async () => { fake?.close(); await c?.close(); });
+
+    it('keeps a fresh connection from a peer over an old one the peer lost (a restart that hid the FIN)', async () => {
+      const accepted: Array<{ socket: net.Socket; frames: Frame[]; closed: boolean; readyAt: number }> = [];
+      fake = net.createServer((socket) => {
+        const conn = { socket, frames: [] as Frame[], closed: false, readyAt: 0 };
+        accepted.push(conn);
+        const d = new FrameDecoder(1 << 20);
+        socket.on('data', (b: Buffer) => {
+          for (const f of d.push(b)) {
+            conn.frames.push(f);
+            if (f.kind === FRAME.hello) { socket.write(encodeWelcome({ from: 2, clusterId: CLUSTER })); conn.readyAt = Date.now(); }
+          }
+        });
+        socket.on('close', () => { conn.closed = true; });
+        socket.on('error', () => undefined);
+      });
+      await new Promise<void>((resolve) => fake!.listen(c.peers[2].port, '127.0.0.1', resolve));
+      const network = c.member(1).system.ref<unknown>('n1/network');
+      const rpc = encodeRequest({ type: 'vote', term: 1, candidateId: 1, lastLogIndex: 0, lastLogTerm: 0 } as never);
+      const send = (): Promise<unknown> => network.ask({ type: 'send', target: 2, rpc, timeoutMs: 5000 }).catch((e: Error) => e);
+
+      const first = send(); // node 1 dials "node 2": connection X, which the fake never answers on
+      const x = await waitFor('node 1 dialed node 2', () => accepted.find((a) => a.frames.some((f) => f.kind === FRAME.request)));
+      // Past the window in which two dials count as crossed, "node 2" dials node 1 as if it had restarted.
+      await waitFor('the crossing window passed', () => Date.now() - x.readyAt > 400);
+      const y = await RawClient.connect(c.peers[1]);
+      y.send(hello(2, 1));
+      await waitFor('WELCOME on the new connection', () => y.frames.some((f) => f.kind === FRAME.welcome));
+      await waitFor('node 1 closed the old connection', () => x.closed);
+      expect(await first, 'what was in flight on the old connection fails').to.be.instanceOf(Error);
+      void send();
+      await waitFor('the next request on the new connection', () => y.frames.some((f) => f.kind === FRAME.request));
+      expect(y.closed).to.equal(false);
+
+      // A bad address book is refused; the actor keeps running and keeps its connections.
+      const refused = await network.ask({ type: 'peers', peers: { abc: { host: '127.0.0.1', port: 1 } } }).catch((e: Error) => e);
+      expect(refused).to.be.instanceOf(Error);
+      expect((refused as Error).message).to.match(/peer id "abc"/);
+      expect(await network.ask({ type: 'peers', peers: { ...c.peers } })).to.equal(true);
+      expect(y.closed, 'no restart dropped the connection').to.equal(false);
+      y.destroy();
+    });
+  });
+
   describe('mutual TLS', () => {
     let c: TcpCluster;
-    before(async () => { c = await TcpCluster.create({ tls: (id) => tlsFor(id) }); });
+    // Room for 2 handshakes (+ 2 sockets per peer) and a long handshake timeout: only the cap closes the idle sockets below.
+    before(async () => { c = await TcpCluster.create({ tls: (id) => tlsFor(id), net: { maxPendingHandshakes: 2, handshakeTimeoutMs: 30_000 } }); });
     after(async () => { await c?.close(); });
 
     it('forms and replicates when every node presents a certificate of the cluster CA named node-<id>', async () => {
       const last = await c.write(100, 8);
       await c.allApplied(last);
       expect(new Set((await c.digests()).map((d) => JSON.stringify(d))).size).to.equal(1);
+    });
+
+    it('caps the sockets a listener holds below TLS: idle connections past the budget are closed on arrival', async () => {
+      const before = c.member(1).stats.read();
+      const idle = await Promise.all(Array.from({ length: 12 }, () => RawClient.connect(c.peers[1])));
+      try {
+        // 2 handshakes + 2 per peer (4) = 6 sockets; node 1's peers already hold 1 or 2 of them.
+        await waitFor('the sockets over the cap closed', () => idle.filter((r) => r.closed).length >= 6, 15_000);
+        expect(c.member(1).stats.read().refusedHandshake - before.refusedHandshake).to.be.at.least(6);
+      } finally {
+        for (const r of idle) r.destroy();
+      }
+      const last = await c.write(20);
+      await c.allApplied(last);
     });
 
     it('refuses a plain-TCP client, a certificate from another CA, and a genuine certificate claiming another node', async () => {
