@@ -1,7 +1,7 @@
 /**
  * The network suite of `npm run bench` (issue 8): Raft between processes, over TCP on loopback.
  *
- *   npm run bench -- --suite network                  # both parts (about 3 minutes with --runs 3)
+ *   npm run bench -- --suite network                  # both parts (about 2 minutes with --runs 3)
  *   npm run bench -- --suite network --net-parts tcp --clients 64 --seconds 2 --runs 1
  *   npm run bench -- --suite network --net-parts http --net-connections 128 --placement local
  *

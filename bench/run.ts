@@ -16,7 +16,7 @@
  * (only the reads suite of bench/reads.ts: reads/s and latency at each consistency level, reads per
  * read-index round, reads and writes forwarded by a follower, a mixed load; about 2 minutes),
  * `network` (bench/network.ts: a 3-process TCP cluster's batched writes, and the actor-raft-kv
- * HTTP service under autocannon against a plain HTTP map server; about 3 minutes), or
+ * HTTP service under autocannon against a plain HTTP map server; about 2 minutes), or
  * `all` (the four; the JSON then holds each suite's report under `suites`). --runs, --seconds,
  * --clients, --placement, --storage and --payload apply to every suite; the snapshot suite's own
  * defaults are --clients 64 --placement local --storage file, the reads suite's --seconds 1
