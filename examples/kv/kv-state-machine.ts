@@ -21,6 +21,9 @@ export type KvResult =
 export type KvQuery = { readonly q: 'get'; readonly key: string } | { readonly q: 'digest' } | { readonly q: 'size' };
 
 const enc = new TextEncoder();
+const SNAPSHOT_FORMAT = 2;
+/** About how much of a snapshot one yielded piece holds (UTF-16 units of JSON, ~1 MiB for ASCII). */
+const SNAPSHOT_CHUNK_CHARS = 1 << 20;
 const dec = new TextDecoder();
 
 export const encodeKv = (c: KvCommand): Uint8Array => enc.encode(JSON.stringify(c));
@@ -73,19 +76,64 @@ export class KvStateMachine implements StateMachine {
     }
   }
 
-  /** The whole map and the applied index, as JSON (seed 002's snapshot). */
-  snapshot(): Uint8Array {
-    return enc.encode(JSON.stringify({ applied: this.applied, data: [...this.data] }));
+  /**
+   * The whole map and the applied index (seed 002's snapshot), as JSON lines: a header
+   * `{"format":2,"applied":N,"keys":K}`, then one `[key, value]` line per key, yielded about 1 MiB
+   * at a time. One JSON string of the whole map would stop at V8's string limit (~512 MiB), which a
+   * few hundred 1 MiB values reach; then every replica would fail at the same snapshot.
+   */
+  async *snapshot(): AsyncIterable<Uint8Array> {
+    yield enc.encode(JSON.stringify({ format: SNAPSHOT_FORMAT, applied: this.applied, keys: this.data.size }) + '\n');
+    let lines: string[] = [];
+    let size = 0;
+    for (const entry of this.data) {
+      const line = JSON.stringify(entry);
+      lines.push(line);
+      size += line.length;
+      if (size >= SNAPSHOT_CHUNK_CHARS) { yield enc.encode(lines.join('\n') + '\n'); lines = []; size = 0; }
+    }
+    if (lines.length > 0) yield enc.encode(lines.join('\n') + '\n');
   }
 
-  /** Replaces the map with a snapshot's. */
+  /** Replaces the map with a snapshot's, built aside and swapped in whole; anything unexpected throws. */
   async restore(meta: SnapshotMeta, data: AsyncIterable<Uint8Array>): Promise<void> {
-    const parts: Uint8Array[] = [];
-    for await (const c of data) parts.push(c);
-    const parsed = JSON.parse(dec.decode(Buffer.concat(parts))) as { applied: number; data: [string, string][] };
-    if (parsed.applied !== meta.lastIncludedIndex) throw new Error(`KV snapshot holds index ${parsed.applied}, its meta says ${meta.lastIncludedIndex}`);
+    const text = new TextDecoder('utf-8', { fatal: true }); // streamed: a character may straddle two chunks
+    const next = new Map<string, string>();
+    let header: { format?: unknown; applied?: unknown; keys?: unknown; data?: unknown } | null = null;
+    let rest = '';
+    const line = (l: string): void => {
+      if (header !== null) {
+        const kv = JSON.parse(l) as unknown;
+        if (!Array.isArray(kv) || kv.length !== 2 || typeof kv[0] !== 'string' || typeof kv[1] !== 'string') throw new Error('KV snapshot line is not a [key, value] pair');
+        next.set(kv[0], kv[1]);
+        return;
+      }
+      const h0 = JSON.parse(l) as { format?: unknown; applied?: unknown; keys?: unknown; data?: unknown } | null;
+      if (h0 === null || typeof h0 !== 'object') throw new Error('KV snapshot header is not an object');
+      if (Array.isArray(h0.data)) { // format 1 (before JSON lines): the whole map in this one line
+        for (const [k, v] of h0.data as [string, string][]) next.set(k, v);
+        header = { format: SNAPSHOT_FORMAT, applied: h0.applied, keys: next.size };
+      } else if (h0.format !== SNAPSHOT_FORMAT) {
+        throw new Error(`KV snapshot format ${String(h0.format)}; this build reads ${SNAPSHOT_FORMAT}`);
+      } else {
+        header = h0;
+      }
+    };
+    for await (const chunk of data) {
+      const scanned = rest.length; // no newline before this: search only the new text
+      rest += text.decode(chunk, { stream: true });
+      let from = 0;
+      for (let nl = rest.indexOf('\n', scanned); nl >= 0; nl = rest.indexOf('\n', from)) { line(rest.slice(from, nl)); from = nl + 1; }
+      rest = rest.slice(from);
+    }
+    rest += text.decode();
+    if (rest !== '') line(rest); // format 1 had no final newline
+    const h = header as { applied?: unknown; keys?: unknown } | null;
+    if (h === null) throw new Error('KV snapshot is empty');
+    if (h.applied !== meta.lastIncludedIndex) throw new Error(`KV snapshot holds index ${String(h.applied)}, its meta says ${meta.lastIncludedIndex}`);
+    if (h.keys !== next.size) throw new Error(`KV snapshot holds ${next.size} keys, its header says ${String(h.keys)}`);
     this.data.clear();
-    for (const [k, v] of parsed.data) this.data.set(k, v);
+    for (const [k, v] of next) this.data.set(k, v);
     this.applied = meta.lastIncludedIndex;
   }
 

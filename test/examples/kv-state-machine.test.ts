@@ -3,7 +3,7 @@
  * non-normal entries, local queries, and the digest used to compare replicas.
  */
 import { expect } from 'chai';
-import type { Entry, LogIndex, Membership, NodeId, Term } from '../../actors/raft/core/types';
+import type { Entry, LogIndex, Membership, NodeId, SnapshotMeta, Term } from '../../actors/raft/core/types';
 import { createKv, encodeKv, KvStateMachine, type KvCommand, type KvResult } from '../../examples/kv/kv-state-machine';
 
 interface Digest { appliedIndex: number; keys: number; sha256: string }
@@ -286,6 +286,66 @@ describe('KvStateMachine', () => {
       expect(a.query({ q: 'get', key: 'a' })).to.not.equal(b.query({ q: 'get', key: 'a' }));
       expect(digest(a).keys).to.equal(digest(b).keys);
       expect(digest(a).sha256).to.not.equal(digest(b).sha256);
+    });
+  });
+
+  describe('snapshots', () => {
+    const meta = (index: number): SnapshotMeta => ({ id: 's1', lastIncludedIndex: index as LogIndex, lastIncludedTerm: 1 as Term, membership: { members: [1 as NodeId], nonVoters: [], membersAfterConsensus: null }, membershipIndex: 0 as LogIndex, byteLength: 0, checksum: 0 });
+    async function bytesOf(kv: KvStateMachine): Promise<Uint8Array[]> {
+      const out: Uint8Array[] = [];
+      for await (const c of kv.snapshot()) out.push(c);
+      return out;
+    }
+    async function* pieces(chunks: Uint8Array[], size: number): AsyncIterable<Uint8Array> {
+      const all = Buffer.concat(chunks);
+      for (let i = 0; i < all.length; i += size) yield all.subarray(i, i + size);
+    }
+
+    it('round-trips in pieces of about 1 MiB, however the restore stream is cut (a character may straddle two pieces)', async () => {
+      const big = 'é'.repeat(600_000); // 1.2 MB of UTF-8 per value: the map spans several pieces
+      const { kv } = run([{ op: 'put', key: 'a', value: big }, { op: 'put', key: 'b', value: big + 'b' }, { op: 'put', key: 'ключ', value: 'значение' }, { op: 'put', key: 'gone', value: 'x' }, { op: 'put', key: 'c', value: big + 'c' }, { op: 'delete', key: 'gone' }]);
+      const chunks = await bytesOf(kv);
+      expect(chunks.length, 'header and more than one piece').to.be.at.least(3);
+      for (const size of [99_991, 1 << 30]) {
+        const copy = new KvStateMachine();
+        await copy.restore(meta(6), pieces(chunks, size));
+        expect(digest(copy), `pieces of ${size}`).to.deep.equal(digest(kv));
+        expect(copy.lastApplied()).to.equal(6);
+      }
+      const small = run([{ op: 'put', key: 'ключ', value: 'значение ✓' }, { op: 'put', key: 'k2', value: 'line\nbreak' }]).kv;
+      const byByte = new KvStateMachine();
+      await byByte.restore(meta(2), pieces(await bytesOf(small), 1));
+      expect(digest(byByte)).to.deep.equal(digest(small));
+    });
+
+    it('restores the format before JSON lines (one JSON object, no final newline)', async () => {
+      const copy = new KvStateMachine();
+      const old = new TextEncoder().encode(JSON.stringify({ applied: 3, data: [['x', '1'], ['y', '2']] }));
+      await copy.restore(meta(3), pieces([old], 5));
+      expect(copy.query({ q: 'get', key: 'y' })).to.equal('2');
+      expect(copy.lastApplied()).to.equal(3);
+    });
+
+    it('refuses a truncated, mismatched or malformed snapshot and keeps the state it had', async () => {
+      const { kv } = run([{ op: 'put', key: 'a', value: '1' }, { op: 'put', key: 'b', value: '2' }]);
+      const good = Buffer.concat(await bytesOf(kv));
+      const target = run([{ op: 'put', key: 'keep', value: 'me' }]).kv;
+      const before = digest(target);
+      const cases: Array<[Uint8Array, number, RegExp]> = [
+        [good.subarray(0, good.length - 4), 2, /./],                 // cut inside the last line
+        [good, 9, /meta says 9/],                                     // another index
+        [Buffer.from(good.toString().replace('"keys":2', '"keys":3')), 2, /header says 3/],
+        [Buffer.from('{"format":7,"applied":2,"keys":0}\n'), 2, /format 7/],
+        [Buffer.from('{"format":2,"applied":2,"keys":1}\n[1,2]\n'), 2, /pair/],
+        [Buffer.alloc(0), 2, /empty/],
+      ];
+      for (const [bytes, index, msg] of cases) {
+        let err: Error | null = null;
+        await target.restore(meta(index), pieces([bytes], 3)).catch((e: Error) => { err = e; });
+        expect(err, String(msg)).to.be.instanceOf(Error);
+        expect(err!.message).to.match(msg);
+        expect(digest(target)).to.deep.equal(before);
+      }
     });
   });
 });
