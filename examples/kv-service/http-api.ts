@@ -341,7 +341,8 @@ class KvApi {
       req.on('data', onData);
       req.once('end', () => finish(null));
       req.on('error', (err) => finish(new HttpError(400, 'BadRequest', `request body failed: ${err.message}`)));
-      req.once('close', () => finish(new HttpError(400, 'BadRequest', 'the client closed the connection before the body ended')));
+      // 'close' follows every request, 'end' or not: build the error only when the body really was cut short.
+      req.once('close', () => { if (!settled) finish(new HttpError(400, 'BadRequest', 'the client closed the connection before the body ended')); });
     });
   }
 
