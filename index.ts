@@ -42,5 +42,6 @@ export {
   type TcpAddress, type TcpTlsOptions, type TcpNetworkOptions, type TcpNetworkMsg, type TcpNetworkStatsSnapshot,
 } from './network/tcp-network';
 export { FrameError } from './network/tcp-frames';
+export { freePorts } from './network/free-ports';
 export { ActorSystem, Supervisor, jsonCodec, createLogger, VirtualClock, RealClock, SeededRandom, LOCAL, onArbiter, DeferredReply } from './runtime';
 export type { Actor, ActorContext, ActorRef, ActorSpec, Placement } from './runtime';

@@ -36,7 +36,6 @@
 import { spawn, fork, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
-import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { reviveError, type SerializedError } from '../runtime/errors';
@@ -45,6 +44,7 @@ import type { RpcKind } from '../actors/raft/codec';
 import type { TcpNetworkStatsSnapshot } from '../network/tcp-network';
 import type { LoadArgs, LoadResult, NetStateMachine, NodeCounters, NodeStartArgs, NodeToParent, ParentToNode } from './network-node';
 import { median, type StorageKind, type SuiteOptions } from './common';
+import { freePorts } from '../network/free-ports';
 
 /** This suite's own options, merged into bench/run.ts's parseArgs. */
 export const NETWORK_OPTIONS = {
@@ -119,18 +119,6 @@ class Reaper {
 }
 
 const exitedAlready = (c: ChildProcess): boolean => c.exitCode !== null || c.signalCode !== null;
-
-/** `n` distinct free ports on loopback (held together so they differ; a race with other programs remains). */
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((ok, fail) => {
-    const s = createServer();
-    s.once('error', fail);
-    s.listen(0, HOST, () => ok(s));
-  })));
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
 
 /** CPU time (user + system, ms) a process has used, every thread; null off Linux or once it is gone. */
 function cpuMsOf(pid: number): number | null {

@@ -11,10 +11,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdtempSync, rmSync, type WriteStream } from 'node:fs';
-import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { freePorts } from '../../network/free-ports';
 
 const BIN = join(__dirname, 'bin', 'actor-raft-kv.js');
 const HOST = '127.0.0.1';
@@ -64,18 +64,6 @@ function parse(argv: string[]): Options {
   const placement = values.placement ?? 'worker';
   if (placement !== 'local' && placement !== 'worker') throw new Error(`--placement must be local or worker, got ${JSON.stringify(placement)}`);
   return { nodes, placement, keep: values.keep === true, verbose: values.verbose === true, logLevel: values['log-level'] ?? 'info' };
-}
-
-/** Ports the OS says are free now (bound together, so distinct; another process could take one before the node does). */
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<net.Server>((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, HOST, () => resolve(s));
-  })));
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-  return ports;
 }
 
 /** Copies a child's stream line by line, each prefixed (so two nodes' lines never interleave mid-line). */

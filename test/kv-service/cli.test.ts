@@ -9,10 +9,10 @@ import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
-import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseCliArgs, UsageError } from '../../examples/kv-service/cli';
+import { freePorts } from '../../network/free-ports';
 
 const REPO = join(__dirname, '../..');
 const BIN = join(REPO, 'examples/kv-service/bin/actor-raft-kv.js');
@@ -42,17 +42,6 @@ function run(args: readonly string[]): Promise<Run> {
     const timer = setTimeout(() => child.kill('SIGKILL'), RUN_TIMEOUT_MS);
     child.once('close', (code, signal) => { clearTimeout(timer); resolve({ code, signal, stdout, stderr }); });
   });
-}
-
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<net.Server>((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => resolve(s));
-  })));
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-  return ports;
 }
 
 const ALL_FLAGS = ['--id', '--raft', '--http', '--peers', '--data', '--cluster-id', '--placement', '--tls-key', '--tls-cert', '--tls-ca', '--max-body', '--log-level', '--help'];

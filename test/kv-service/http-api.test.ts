@@ -14,24 +14,13 @@ import { tcpNetworkSpec, TcpNetworkStats, type TcpAddress } from '../../network/
 import { KV_MODULE } from '../../examples/kv/kv-state-machine';
 import { createKvHttpServer } from '../../examples/kv-service/http-api';
 import { KvMetrics } from '../../examples/kv-service/metrics';
+import { freePorts } from '../../network/free-ports';
 
 const MAX_BODY = 1024;
 const IDS = [1, 2, 3, 4];
 
 interface Served { node: RaftNode; server: http.Server; port: number; metrics: KvMetrics }
 interface Answer { status: number; headers: http.IncomingHttpHeaders; text: string; json: any }
-
-/** Distinct ports the OS reports free (bound together, then released). */
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<net.Server>((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => resolve(s));
-  })));
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-  return ports;
-}
 
 const agent = new http.Agent({ keepAlive: false });
 

@@ -21,6 +21,7 @@ import { RaftNode } from '../../actors/node';
 import { encodeRequest } from '../../actors/raft/codec';
 import { encodeKv, KV_MODULE, type KvResult } from '../../examples/kv/kv-state-machine';
 import { ActorSystem } from '../../runtime/system';
+import { freePorts } from '../../network/free-ports';
 import { fileStorageSpec } from '../../storage/file-storage';
 import {
   FRAME, FrameDecoder, FrameError, PROTOCOL_VERSION, decodeRefuse, decodeReply, decodeErrorPayload, encodeFrame, encodeHello, encodeWelcome,
@@ -42,17 +43,6 @@ function seededBytes(n: number, seed: number): Buffer {
     out[i] = x & 0xff;
   }
   return out;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 async function waitFor<T>(what: string, probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, deadlineMs = 20_000): Promise<T> {
@@ -113,7 +103,9 @@ class TcpCluster {
   static async create(opts: ClusterOptions = {}): Promise<TcpCluster> {
     const c = new TcpCluster(opts);
     const ids = opts.ids ?? [1, 2, 3];
-    for (const id of [...ids, ...(opts.extraPeers ?? [])]) c.peers[id] = { host: '127.0.0.1', port: await freePort() };
+    const all = [...ids, ...(opts.extraPeers ?? [])];
+    const ports = await freePorts(all.length);
+    all.forEach((id, i) => { c.peers[id] = { host: '127.0.0.1', port: ports[i] }; });
     for (const id of ids) await c.start(id);
     await Promise.all(ids.map((id) => c.member(id).node.initWithConfig([...ids])));
     return c;

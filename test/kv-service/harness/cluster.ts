@@ -14,12 +14,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Address } from './http';
 import { KvHttpClient } from './http';
 import { pollUntil } from './wait';
+import { freePorts } from '../../../network/free-ports';
+export { freePorts };
 
 export const REPO_ROOT = join(__dirname, '../../..');
 /** The CLI under test; ACTOR_RAFT_KV_BIN points the harness at another build of it. */
@@ -311,17 +312,3 @@ export function summarize(s: Map<number, NodeStatus | null>): Record<number, unk
   return out;
 }
 
-/**
- * Ports the OS reports free: binds `n` sockets to port 0 at once (so they are distinct), notes
- * the ports, closes them. Another process could take one in between; the window is small.
- */
-export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<net.Server>((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => resolve(s));
-  })));
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-  return ports;
-}
