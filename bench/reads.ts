@@ -48,6 +48,7 @@ import type { NodeId } from '../actors/raft/core/types';
 import type { NodePlacement, ReadConsistencyLevel } from '../actors/node';
 import { encodeKv, KV_MODULE } from '../examples/kv/kv-state-machine';
 import { fileStorageSpec } from '../storage/file-storage';
+import { SeededRandom } from '../runtime/random';
 
 /** This suite's own options, merged into bench/run.ts's parseArgs. */
 export const READS_OPTIONS = {
@@ -105,17 +106,6 @@ function listOf<T extends string>(name: string, v: string, allowed: readonly T[]
   });
 }
 
-/** mulberry32: a small seeded generator, so every run draws the same keys and the same read/write mix (per client). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const keyOf = (i: number): string => `key-${String(i).padStart(6, '0')}`;
 const puts = new Map<string, Uint8Array>();
@@ -164,7 +154,9 @@ async function measure(cluster: LocalCluster, phase: Phase, o: { seconds: number
   const level: ReadConsistencyLevel = phase.op === 'write' || phase.op === 'mixed' ? 'linearizable' : phase.op;
   const writeShare = phase.op === 'write' ? 1 : phase.op === 'mixed' ? o.mixWrites / 100 : 0;
   const client = async (c: number) => {
-    const draw = rng(c * 7919 + 1);
+    // Seeded, so every run draws the same keys and the same read/write mix (per client).
+    const random = new SeededRandom(c * 7919 + 1);
+    const draw = (): number => random.nextFloat();
     for (;;) {
       const t = performance.now();
       if (t >= end) return;

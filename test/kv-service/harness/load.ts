@@ -14,6 +14,7 @@
  */
 import type { History } from './history';
 import type { Address, KvHttpClient } from './http';
+import { SeededRandom } from '../../../runtime/random';
 
 export interface LoadTarget { readonly id: number; readonly http: Address }
 
@@ -53,7 +54,8 @@ export class ClientLoad {
   private readonly mix: { get: number; put: number; cas: number };
 
   constructor(private readonly o: LoadOptions) {
-    this.rand = mulberry32(o.seed ?? 1);
+    const random = new SeededRandom(o.seed ?? 1);
+    this.rand = () => random.nextFloat();
     this.prefix = o.valuePrefix ?? 'v';
     this.mix = o.mix ?? { get: 0.4, put: 0.3, cas: 0.3 };
   }
@@ -161,15 +163,3 @@ export class ClientLoad {
 /** The pause after a request that did not succeed. */
 const RETRY_PAUSE_MS = 25;
 function pause(): Promise<void> { return new Promise((r) => setTimeout(r, RETRY_PAUSE_MS)); }
-
-/** A small seeded PRNG (mulberry32). @example const r = mulberry32(7); r() // in [0, 1) */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
