@@ -26,3 +26,19 @@ export const median = (xs: readonly number[]): number => {
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
+
+/** The value at fraction `p` of `sorted` (ascending), NaN when empty. */
+export const percentile = (sorted: Float64Array, p: number): number =>
+  (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]);
+
+/** `x` rounded to `d` decimals. */
+export const round = (x: number, d = 3): number => Number(x.toFixed(d));
+
+/** A latency for a progress line ('-' when nothing was measured). */
+export const ms = (x: number): string => (Number.isNaN(x) ? '-' : `${x.toFixed(2)} ms`);
+
+/** `{ median, runs }` of a per-run figure, rounded; a run that measured nothing (NaN or null) counts as null. */
+export function stat(xs: readonly (number | null)[], d = 0): { median: number | null; runs: (number | null)[] } {
+  const ok = xs.filter((x): x is number => x !== null && !Number.isNaN(x));
+  return { median: ok.length === 0 ? null : round(median(ok), d), runs: xs.map((x) => (x === null || Number.isNaN(x) ? null : round(x, d))) };
+}

@@ -15,7 +15,7 @@ import { tcpNetworkSpec, TcpNetworkStats, type TcpAddress, type TcpNetworkStatsS
 import { fileStorageSpec, FileStorageStats } from '../storage/file-storage';
 import { encodeKv, KV_MODULE } from '../examples/kv/kv-state-machine';
 import { COUNT_MODULE } from './count-state-machine';
-import type { StorageKind } from './common';
+import { percentile, type StorageKind } from './common';
 
 export type NetStateMachine = 'count' | 'kv';
 
@@ -102,7 +102,6 @@ async function start(a: NodeStartArgs): Promise<void> {
   });
 }
 
-const pct = (sorted: Float64Array, p: number): number => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]);
 
 /** A put of one of `keys` keys whose encoded command is `payloadBytes` long (or as short as it can be). */
 function kvPut(i: number, keys: number, payloadBytes: number): Uint8Array {
@@ -150,7 +149,7 @@ async function load(reqId: number, a: LoadArgs): Promise<LoadResult> {
   }
   const sorted = Float64Array.from(latencies).sort();
   return {
-    ops: latencies.length, opsPerSec: latencies.length / a.seconds, p50Ms: pct(sorted, 0.5), p99Ms: pct(sorted, 0.99), errors,
+    ops: latencies.length, opsPerSec: latencies.length / a.seconds, p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99), errors,
     termChanges: (await n.currentMetrics()).currentTerm - termBefore,
   };
 }

@@ -43,7 +43,7 @@ import type { NodePlacement } from '../actors/node';
 import type { RpcKind } from '../actors/raft/codec';
 import type { TcpNetworkStatsSnapshot } from '../network/tcp-network';
 import type { LoadArgs, LoadResult, NetStateMachine, NodeCounters, NodeStartArgs, NodeToParent, ParentToNode } from './network-node';
-import { median, type StorageKind, type SuiteOptions } from './common';
+import { ms, round, stat, type StorageKind, type SuiteOptions } from './common';
 import { freePorts } from '../network/free-ports';
 
 /** This suite's own options, merged into bench/run.ts's parseArgs. */
@@ -67,7 +67,6 @@ const HOST = '127.0.0.1';
 const IDS = [1, 2, 3] as const;
 const START_TIMEOUT_MS = 60_000;
 
-const round = (x: number, d = 3): number => Number(x.toFixed(d));
 const progress = (line: string): void => { process.stderr.write(`${line}\n`); };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -345,7 +344,6 @@ async function tcpRun(p: TcpParams, reaper: Reaper, label: string): Promise<TcpR
   }
 }
 
-const ms = (x: number): string => (Number.isNaN(x) ? '-' : `${x.toFixed(2)} ms`);
 const cpuText = (c: Record<string, number | null>): string => Object.entries(c).map(([k, v]) => `${k} ${v ?? '-'}%`).join(', ');
 function tcpLine(r: TcpRun): string {
   return [
@@ -570,11 +568,6 @@ function httpLine(r: HttpRun): string {
 // ---------------------------------------------------------------------------------------------
 // The report.
 
-/** `{ median, runs }` of a per-run figure, rounded (NaN, when a run measured nothing, becomes null). */
-function stat(xs: (number | null)[], d = 0): { median: number | null; runs: (number | null)[] } {
-  const ok = xs.filter((x): x is number => x !== null && !Number.isNaN(x));
-  return { median: ok.length === 0 ? null : round(median(ok), d), runs: xs.map((x) => (x === null || Number.isNaN(x) ? null : round(x, d))) };
-}
 const medianOf = (xs: (number | null)[], d = 3): number | null => stat(xs, d).median;
 function cpuReport(rs: Record<string, number | null>[]): Record<string, number | null> {
   const keys = [...new Set(rs.flatMap((r) => Object.keys(r)))];

@@ -42,7 +42,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalCluster } from '../actors/local-cluster';
-import { median, type StorageKind, type SuiteOptions } from './common';
+import { median, ms, percentile, round, stat, type StorageKind, type SuiteOptions } from './common';
 import { ForwardToLeaderError } from '../actors/raft/core/errors';
 import type { NodeId } from '../actors/raft/core/types';
 import type { NodePlacement, ReadConsistencyLevel } from '../actors/node';
@@ -90,8 +90,6 @@ interface PhaseRun {
   leaderChanges: number;
 }
 
-const pct = (sorted: Float64Array, p: number): number => sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
-const round = (x: number, d = 3): number => Number(x.toFixed(d));
 const progress = (line: string): void => { process.stderr.write(`${line}\n`); };
 
 function intList(name: string, v: string, min: number, max: number): number[] {
@@ -123,7 +121,7 @@ function putOf(i: number, payloadBytes: number): Uint8Array {
 
 function figures(latencies: number[], seconds: number): OpFigures {
   const sorted = Float64Array.from(latencies).sort();
-  return { perSec: latencies.length / seconds, p50Ms: pct(sorted, 0.5), p99Ms: pct(sorted, 0.99), ops: latencies.length };
+  return { perSec: latencies.length / seconds, p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99), ops: latencies.length };
 }
 
 /** A leader every node agrees on, and a node that is not it. */
@@ -200,7 +198,6 @@ function phasesOf(parts: readonly Part[], levels: readonly ReadConsistencyLevel[
 }
 
 const label = (p: Phase): string => `${p.part} ${p.op} on ${p.on} clients=${p.clients}`;
-const ms = (x: number): string => (Number.isNaN(x) ? '-' : `${x.toFixed(2)} ms`);
 
 function line(p: Phase, x: PhaseRun): string {
   const f = (what: string, y: OpFigures) => `${Math.round(y.perSec)} ${what}/s, p50 ${ms(y.p50Ms)}, p99 ${ms(y.p99Ms)}`;
@@ -215,11 +212,6 @@ function line(p: Phase, x: PhaseRun): string {
   return parts.join(', ');
 }
 
-/** `{ median, runs }` of a per-run figure, rounded (NaN, when a run measured nothing, becomes null). */
-function stat(xs: number[], d = 0): { median: number | null; runs: (number | null)[] } {
-  const ok = xs.filter((x) => !Number.isNaN(x));
-  return { median: ok.length === 0 ? null : round(median(ok), d), runs: xs.map((x) => (Number.isNaN(x) ? null : round(x, d))) };
-}
 function opsReport(rs: OpFigures[]): Record<string, unknown> {
   return {
     perSec: stat(rs.map((r) => r.perSec)),

@@ -41,7 +41,7 @@ import { fileStorageSpec, FileStorageStats } from '../storage/file-storage';
 import { runSnapshotSuite, SNAPSHOT_OPTIONS } from './snapshots';
 import { READS_OPTIONS, runReadsSuite } from './reads';
 import { NETWORK_OPTIONS, runNetworkSuite } from './network';
-import { median, type StorageKind } from './common';
+import { median, percentile, round, type StorageKind } from './common';
 
 const { values: argv } = parseArgs({
   options: {
@@ -88,8 +88,6 @@ const logger = createLogger({ name: 'bench', level: process.env.RAFT_LOG_LEVEL ?
 
 interface RunResult { opsPerSec: number; p50Ms: number; p99Ms: number; ops: number; errors: number; fsyncsPerSec?: number; entriesPerFsync?: number }
 
-const pct = (sorted: Float64Array, p: number): number => sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
-const round = (x: number, d = 3): number => Number(x.toFixed(d));
 
 async function once(placement: NodePlacement, storage: StorageKind, clients: number): Promise<RunResult> {
   const dataDir = storage === 'file' ? mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'actor-raft-bench-')) : null;
@@ -128,7 +126,7 @@ async function once(placement: NodePlacement, storage: StorageKind, clients: num
     await Promise.all(Array.from({ length: clients }, client));
     clearTimeout(mark);
     const sorted = Float64Array.from(latencies).sort();
-    const result: RunResult = { opsPerSec: latencies.length / seconds, p50Ms: pct(sorted, 0.5), p99Ms: pct(sorted, 0.99), ops: latencies.length, errors };
+    const result: RunResult = { opsPerSec: latencies.length / seconds, p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99), ops: latencies.length, errors };
     if (dataDir !== null) {
       const t = totals();
       const fsyncs = t.fsyncs - atWarmupEnd.fsyncs;

@@ -49,7 +49,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { LocalCluster } from '../actors/local-cluster';
-import { median, type StorageKind, type SuiteOptions } from './common';
+import { median, percentile, round, type StorageKind, type SuiteOptions } from './common';
 import { ForwardToLeaderError } from '../actors/raft/core/errors';
 import type { RaftConfig } from '../actors/raft/core/config';
 import type { NodeId, SnapshotMeta } from '../actors/raft/core/types';
@@ -71,8 +71,6 @@ type Case = 'blob' | 'keys';
 
 export type SnapshotSuiteOptions = SuiteOptions<keyof typeof SNAPSHOT_OPTIONS & string>;
 
-const pct = (sorted: Float64Array, p: number): number => sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
-const round = (x: number, d = 3): number => Number(x.toFixed(d));
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const progress = (line: string): void => { process.stderr.write(`${line}\n`); };
 /** `{ median, runs }` of a per-run figure, rounded; absent when no run has it. */
@@ -294,7 +292,7 @@ async function writeLoadOnce(every: number, placement: NodePlacement, storage: S
     const after = await snapshotTotals();
     const sorted = Float64Array.from(latencies).sort();
     return {
-      opsPerSec: latencies.length / seconds, p50Ms: pct(sorted, 0.5), p99Ms: pct(sorted, 0.99), ops: latencies.length, errors,
+      opsPerSec: latencies.length / seconds, p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99), ops: latencies.length, errors,
       snapshots: after.snapshots - before.snapshots, encodeMs: after.encodeMs - before.encodeMs, snapshotBytes: after.bytes,
     };
   } finally {
