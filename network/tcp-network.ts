@@ -271,6 +271,8 @@ class Connection {
   readonly openedAt = now();
   /** When its handshake completed (0 before). */
   readyAt = 0;
+  /** Frames of this turn are being gathered for one write (see TcpNetworkActor.write). */
+  corked = false;
 
   constructor(
     private readonly owner: TcpNetworkActor,
@@ -429,6 +431,8 @@ class Connection {
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     if (this.stallTimer) clearTimeout(this.stallTimer);
     if (stat) this.owner.stats.add(stat);
+    // Frames of this turn (a WELCOME before a duplicate is dropped) go out before the socket does.
+    if (this.corked) { this.corked = false; this.socket.uncork(); }
     // A refusal's frame is flushed by end(); anything else goes at once.
     if (this.socket.writableEnded) setTimeout(() => this.socket.destroy(), 1000).unref(); else this.socket.destroy();
     this.owner.onClosed(this, reason, wasReady, stat !== undefined);
@@ -639,9 +643,14 @@ class TcpNetworkActor implements Actor<TcpNetworkMsg> {
     const s = conn.socket;
     if (conn.state === 'closed' || s.destroyed || s.writableEnded) return;
     let bytes = 0;
-    s.cork();
+    // Every frame written in this turn leaves in one writev: corked here, uncorked once the turn's
+    // synchronous work is done (before any I/O, so nothing waits longer).
+    if (!conn.corked) {
+      conn.corked = true;
+      s.cork();
+      process.nextTick(() => { if (conn.corked) { conn.corked = false; s.uncork(); } });
+    }
     for (const b of pieces) { s.write(b); bytes += b.length; }
-    s.uncork();
     this.stats.add('framesOut');
     this.stats.add('bytesOut', bytes);
     // A peer that stops reading must not make this process buffer without bound.
