@@ -50,6 +50,11 @@ interface Forward {
   readonly deadlineMs: number;
 }
 
+/** How long before a client's timeout `t` its forwarded request is given up: see Forwarder.deadline. */
+export function forwardMarginMs(t: number): number {
+  return Math.max(0.1 * t, Math.min(1_000, t / 2));
+}
+
 /**
  * @example
  * const fwd = new Forwarder(hooks);
@@ -67,12 +72,15 @@ export class Forwarder {
   get hasWaiting(): boolean { return this.waiting.length > 0; }
 
   /**
-   * When a forwarded request of a client waiting `timeoutMs` is given up, on our clock: a little
-   * before the client's own timeout, so the client hears why (no leader) rather than a bare timeout.
+   * When a forwarded request of a client waiting `timeoutMs` is given up, on our clock: before the
+   * client's own timeout, so the client hears why (no leader) rather than a bare timeout. The margin
+   * is what the answer may need to get back: the client's timer started before this actor saw the
+   * request, and a loaded machine delays both threads. A tenth of the timeout (60 ms of a 600 ms
+   * one) lost that race in CI, so the margin is at least min(1 s, half the timeout).
    */
   deadline(timeoutMs: number | undefined): number {
     const t = typeof timeoutMs === 'number' && timeoutMs > 0 && Number.isFinite(timeoutMs) ? timeoutMs : DEFAULT_CLIENT_TIMEOUT_MS;
-    return this.hooks.clock.now() + 0.9 * t;
+    return this.hooks.clock.now() + t - forwardMarginMs(t);
   }
 
   forward(req: ClientRequest, settle: (resp: ClientResponse) => void, reject: (err: Error) => void, deadlineMs: number): void {

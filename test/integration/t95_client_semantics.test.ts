@@ -229,7 +229,7 @@ for (const placement of PLACEMENTS) {
         try {
           // Its election timer fires: a pre-vote round forgets the leader, and no one answers.
           await waitUntil(c.node(follower), (m) => m.currentLeader === null, `node ${follower} forgets the leader`);
-          const e = await rejectsWith(c.node(follower).clientWrite(put('lost', '1'), { timeoutMs: 600 }), ForwardToLeaderError, 'a forwarded write with no leader');
+          const e = await rejectsWith(c.node(follower).clientWrite(put('lost', '1'), { timeoutMs: 3_000 }), ForwardToLeaderError, 'a forwarded write with no leader');
           expect(e.leaderId).to.equal(null);
           expect((await c.node(follower).currentMetrics()).lastLogIndex).to.equal(before);
         } finally {
