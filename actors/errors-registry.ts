@@ -25,7 +25,7 @@ registerErrorClass('InvalidConfig', (p) => new InvalidConfigError(str(p.field), 
 registerErrorClass('ProposalDropped', (p) => new ProposalDroppedError(Number(p.index)));
 registerErrorClass('MalformedMessage', (p) => new MalformedMessageError(str(p.reason)));
 registerErrorClass('InvariantViolation', (p) => new InvariantViolation(str(p.reason)));
-registerErrorClass('Unreachable', (p) => new UnreachableError(Number(p.target), str(p.reason)));
+registerErrorClass('Unreachable', (p) => new UnreachableError(Number(p.target), str(p.reason), { notSent: p.notSent === true }));
 registerErrorClass('StorageContract', (p) => new StorageContractError(str(p.reason)));
 registerErrorClass('LogPurged', (p) => new LogPurgedError(Number(p.firstIndex)));
 registerErrorClass('SnapshotGone', (p) => new SnapshotGoneError(str(p.id)));

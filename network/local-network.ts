@@ -100,7 +100,7 @@ class LocalNetworkEndpoint implements Actor<NetworkMsg> {
     const reply = new DeferredReply<Uint8Array>();
     const { self } = this.args;
     if (!linkUp(this.t, self, msg.target)) {
-      reply.reject(new UnreachableError(msg.target, `link ${self} -> ${msg.target} is down`));
+      reply.reject(new UnreachableError(msg.target, `link ${self} -> ${msg.target} is down`, { notSent: true }));
       return reply;
     }
     const inbound: InboundRpc = { type: 'rpc', bytes: msg.rpc };

@@ -402,7 +402,7 @@ class TcpNetworkActor implements Actor<TcpNetworkMsg> {
     const peer = this.peers.get(target);
     if (!peer || this.stopping) {
       this.stats.failed(kind);
-      reply.reject(new UnreachableError(target, this.stopping ? 'this node is stopping' : `node ${target} is not in node ${this.opts.self}'s address book`));
+      reply.reject(new UnreachableError(target, this.stopping ? 'this node is stopping' : `node ${target} is not in node ${this.opts.self}'s address book`, { notSent: true }));
       return reply;
     }
     if (rpc.length + 16 > this.opts.maxFrameBytes) {
@@ -416,7 +416,7 @@ class TcpNetworkActor implements Actor<TcpNetworkMsg> {
     if (!peer.dialing && now() < peer.nextDialAt) {
       this.stats.add('rejectedSends');
       if (peer.down) peer.down.rejectedSends++;
-      this.fail(p, new UnreachableError(target, `down (${peer.down?.firstReason ?? 'connection failed'}); next dial in ${Math.ceil(peer.nextDialAt - now())} ms`));
+      this.fail(p, new UnreachableError(target, `down (${peer.down?.firstReason ?? 'connection failed'}); next dial in ${Math.ceil(peer.nextDialAt - now())} ms`, { notSent: true }));
       return reply;
     }
     peer.waiting.push(p);
@@ -611,6 +611,6 @@ class TcpNetworkActor implements Actor<TcpNetworkMsg> {
   private rejectWaiting(peer: Peer, reason: string): void {
     const waiting = peer.waiting;
     peer.waiting = [];
-    for (const p of waiting) this.fail(p, new UnreachableError(peer.id, reason));
+    for (const p of waiting) this.fail(p, new UnreachableError(peer.id, reason, { notSent: true })); // never written to a socket
   }
 }

@@ -18,7 +18,9 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { RaftNode } from '../../actors/node';
-import { encodeRequest } from '../../actors/raft/codec';
+import { encodeClientRequest, encodeRequest } from '../../actors/raft/codec';
+import type { NodeId } from '../../actors/raft/core/types';
+import { UnreachableError, type NetworkMsg } from '../../network/network';
 import { encodeKv, KV_MODULE, type KvResult } from '../../examples/kv/kv-state-machine';
 import { ActorSystem } from '../../runtime/system';
 import { freePorts } from '../../network/free-ports';
@@ -536,6 +538,13 @@ describe('TcpNetwork', function () {
       // Writes go on with two nodes while the leader's dials to the third fail again and again.
       await c.write(200, 4, 'd');
       await waitFor('several failed dials', () => leader.stats.read().connectFailures - before.connectFailures >= 5);
+      // A send to the down peer fails at once, marked as never sent: the Raft actor may resend a
+      // forwarded write elsewhere without risking a duplicate.
+      const network = leader.system.ref<NetworkMsg>(`n${leader.id}/network`);
+      const rpc = encodeClientRequest({ type: 'forwardRead', from: leader.id as NodeId });
+      const err = await network.ask({ type: 'send', target: downId as NodeId, rpc, timeoutMs: 5_000 }, 6_000).then(() => null, (e: Error) => e);
+      expect(err, 'a send to a down peer').to.be.instanceOf(UnreachableError);
+      expect((err as UnreachableError).notSent, (err as Error).message).to.equal(true);
       await c.write(50, 4, 'd');
       await c.start(downId);
       const last = await c.write(20, 2, 'e');

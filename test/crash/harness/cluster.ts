@@ -180,7 +180,7 @@ export class CrashCluster {
         const target = this.procs.get(m.target);
         if (!target || !target.alive || !target.ready) {
           this.stats.rpcsRefused++;
-          this.post(p, { t: 'rpcRes', reqId: m.reqId, err: serializeError(new UnreachableError(m.target, target ? 'node is down' : 'unknown node')) });
+          this.post(p, { t: 'rpcRes', reqId: m.reqId, err: serializeError(new UnreachableError(m.target, target ? 'node is down' : 'unknown node', { notSent: true })) });
           return;
         }
         const reqId = this.nextReqId++;

@@ -28,7 +28,7 @@ export class IpcLink {
 
   send(target: number, bytes: Uint8Array, timeoutMs: number): DeferredReply<Uint8Array> {
     const reply = new DeferredReply<Uint8Array>();
-    if (this.closed) { reply.reject(new UnreachableError(target, 'this node is stopping')); return reply; }
+    if (this.closed) { reply.reject(new UnreachableError(target, 'this node is stopping', { notSent: true })); return reply; }
     const reqId = this.nextReqId++;
     // A safety net only: the parent answers for dead targets, and the target's own ask times out.
     const timer = setTimeout(() => {
