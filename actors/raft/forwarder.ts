@@ -9,15 +9,27 @@
  *   (nothing appended); one on its way is bounded by the time left.
  * - A node that is asked but no longer leads answers "not the leader", naming the leader it knows:
  *   the request follows that name, MAX_FORWARD_HOPS sends in all.
+ * - A request that certainly was not taken is not the client's failure: a send the network knows
+ *   never left this node (UnreachableError with notSent: the leader we believe in is down or cut
+ *   off), or an answer that appended nothing and names no one else to try (ForwardToLeader with no
+ *   leader: it stepped down or was removed; LeaderTransferInProgress: it is handing over). The
+ *   request waits again, and goes out as soon as another leader (or the same one in a new term) is
+ *   known, or again to the same one after a backoff. So a write sent during a failover is carried
+ *   to the new leader instead of failing at once. At its deadline it is answered with the last
+ *   such error (nothing appended).
  */
 import type { Clock, TimerId } from '../../runtime/actor';
 import { reviveError } from '../../runtime/errors';
 import { decodeClientResponse, encodeClientRequest, type ClientRequest, type ClientResponse } from './codec';
 import { ForwardToLeaderError } from './core/errors';
-import type { NodeId, RaftRole } from './core/types';
+import type { NodeId, RaftRole, Term } from './core/types';
+import { UnreachableError } from '../../network/network';
 
 /** Most sends a forwarded request makes (the first, then redirects) before its error goes to the client. */
 export const MAX_FORWARD_HOPS = 3;
+
+/** First and longest wait before a request whose send was not sent goes to the same leader again. */
+export const RESEND_BACKOFF_MS = { initial: 50, max: 1_000 } as const;
 
 /** How long a request waits when its client gave no timeout (RaftNode's default). */
 const DEFAULT_CLIENT_TIMEOUT_MS = 30_000;
@@ -26,7 +38,7 @@ export interface ForwarderHooks {
   readonly self: NodeId;
   readonly clock: Clock;
   /** Who we believe leads, and our own role. */
-  status(): { readonly currentLeader: NodeId | null; readonly role: RaftRole };
+  status(): { readonly currentLeader: NodeId | null; readonly role: RaftRole; readonly currentTerm: Term };
   /** Sends the encoded request to `to` through the network actor; resolves with the encoded answer. */
   send(to: NodeId, rpc: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
   /** We lead now: handle the request as the leader does a forwarded one. */
@@ -48,6 +60,10 @@ interface Forward {
   target: NodeId | null;
   /** When its client stops waiting (our clock). */
   readonly deadlineMs: number;
+  /** Where its last send went. */
+  sentTo: NodeId | null;
+  /** Its last send was certainly not taken (`error` says why): not to that leader in that term again before `at`. */
+  resend: { readonly leader: NodeId; readonly term: Term; readonly at: number; readonly backoffMs: number; readonly error: Error } | null;
 }
 
 /** How long before a client's timeout `t` its forwarded request is given up: see Forwarder.deadline. */
@@ -66,6 +82,7 @@ export class Forwarder {
   private nextId = 1;
   private waiting: Forward[] = [];
   private timer: TimerId | null = null;
+  private timerAt = 0;
 
   constructor(private readonly hooks: ForwarderHooks) {}
 
@@ -84,7 +101,7 @@ export class Forwarder {
   }
 
   forward(req: ClientRequest, settle: (resp: ClientResponse) => void, reject: (err: Error) => void, deadlineMs: number): void {
-    this.waiting.push({ req, settle, reject, hops: MAX_FORWARD_HOPS, deadlineMs, target: null });
+    this.waiting.push({ req, settle, reject, hops: MAX_FORWARD_HOPS, deadlineMs, target: null, sentTo: null, resend: null });
     this.dispatch();
     this.scheduleExpiry();
   }
@@ -96,6 +113,7 @@ export class Forwarder {
   dispatch(): void {
     if (this.waiting.length === 0) return;
     const s = this.hooks.status();
+    const now = this.hooks.clock.now();
     const stay: Forward[] = [];
     const batch = this.waiting;
     this.waiting = [];
@@ -103,15 +121,18 @@ export class Forwarder {
       const to = f.target ?? s.currentLeader;
       f.target = null;
       if (to === null) { stay.push(f); continue; }
+      const r = f.resend;
+      if (r !== null && to === r.leader && s.currentTerm === r.term && now < r.at) { stay.push(f); continue; }
       if (to === this.hooks.self) {
         if (s.role === 'Leader') this.hooks.handleAsLeader(f.req, f.settle);
         else stay.push(f); // named by an answer, but not (or no longer) leading: wait for the real leader
         continue;
       }
-      const timeoutMs = Math.floor(f.deadlineMs - this.hooks.clock.now());
-      if (timeoutMs <= 0) { f.reject(new ForwardToLeaderError(to)); continue; }
+      const timeoutMs = Math.floor(f.deadlineMs - now);
+      if (timeoutMs <= 0) { f.reject(r?.error ?? new ForwardToLeaderError(to)); continue; }
       const id = this.nextId++;
       this.inFlight.set(id, f);
+      f.sentTo = to;
       this.hooks.send(to, encodeClientRequest(f.req), timeoutMs).then(
         (bytes) => this.hooks.answered(id, bytes, null),
         (error: Error) => this.hooks.answered(id, null, error),
@@ -134,7 +155,15 @@ export class Forwarder {
     const f = this.inFlight.get(id);
     if (f === undefined) return;
     this.inFlight.delete(id);
-    if (bytes === null) { f.reject(error ?? new Error('forwarded request failed')); return; }
+    const inTime = this.hooks.clock.now() < f.deadlineMs;
+    if (bytes === null) {
+      if (error instanceof UnreachableError && error.notSent && inTime) {
+        this.waitToResend(f, error.target as NodeId, error);
+        return;
+      }
+      f.reject(error ?? new Error('forwarded request failed'));
+      return;
+    }
     let resp: ClientResponse;
     try { resp = decodeClientResponse(bytes); } catch (err) { f.reject(err as Error); return; }
     if (resp.type === 'clientError' && resp.code === 'ForwardToLeader' && f.hops > 1 && resp.leaderId !== null && resp.leaderId !== this.hooks.self) {
@@ -145,26 +174,69 @@ export class Forwarder {
       this.scheduleExpiry();
       return;
     }
+    if (resp.type === 'clientError' && inTime && f.sentTo !== null && notTakenNoOneNamed(resp, this.hooks.self)) {
+      this.waitToResend(f, f.sentTo, clientError(resp));
+      return;
+    }
     f.settle(resp);
   }
 
-  /** Requests that waited for a leader past their client's deadline are answered, so none waits forever. */
+  /**
+   * Requests that waited past their client's deadline are answered, so none waits forever: with
+   * the error of their last send if it was not taken (the leader was down, stepped down, or was
+   * handing over), else ForwardToLeaderError (no leader known). Those whose resend backoff is over
+   * go out again.
+   */
   expire(): void {
     this.timer = null;
     const now = this.hooks.clock.now();
     const expired = this.waiting.filter((f) => f.deadlineMs <= now);
     if (expired.length > 0) {
       this.waiting = this.waiting.filter((f) => f.deadlineMs > now);
-      for (const f of expired) f.reject(new ForwardToLeaderError(null));
+      for (const f of expired) f.reject(f.resend?.error ?? new ForwardToLeaderError(null));
     }
+    if (this.waiting.some((f) => f.resend !== null && f.resend.at <= now)) this.dispatch();
     this.scheduleExpiry();
   }
 
+  /**
+   * `f` was certainly not taken by `leader`: it waits for another leader, or for its backoff to end.
+   * The backoff doubles while the same leader of the same term keeps not taking it, and starts over
+   * for another.
+   */
+  private waitToResend(f: Forward, leader: NodeId, error: Error): void {
+    const term = this.hooks.status().currentTerm;
+    const prev = f.resend;
+    const backoffMs = prev !== null && prev.leader === leader && prev.term === term ? Math.min(RESEND_BACKOFF_MS.max, 2 * prev.backoffMs) : RESEND_BACKOFF_MS.initial;
+    f.resend = { leader, term, at: this.hooks.clock.now() + backoffMs, backoffMs, error };
+    this.waiting.push(f);
+    this.dispatch(); // a new leader may be known already
+    this.scheduleExpiry();
+  }
+
+  /**
+   * The timer wakes at the earliest deadline or end of a resend backoff among the waiting requests;
+   * one set for later (a request with a shorter timeout came after) is replaced.
+   */
   private scheduleExpiry(): void {
-    if (this.timer !== null || this.waiting.length === 0) return;
-    const at = Math.min(...this.waiting.map((f) => f.deadlineMs));
+    if (this.waiting.length === 0) return;
+    const at = Math.min(...this.waiting.map((f) => (f.resend === null ? f.deadlineMs : Math.min(f.deadlineMs, f.resend.at))));
+    if (this.timer !== null) {
+      if (this.timerAt <= at) return;
+      this.hooks.clock.clearTimeout(this.timer);
+    }
+    this.timerAt = at;
     this.timer = this.hooks.clock.setTimeout(() => this.hooks.deadlineDue(), Math.max(0, at - this.hooks.clock.now()));
   }
+}
+
+/**
+ * An answer that appended nothing and names no other node to try: "not the leader" with no leader
+ * known (or naming us), or "handing leadership over". Waiting for the next leader is the way on.
+ */
+function notTakenNoOneNamed(resp: Extract<ClientResponse, { type: 'clientError' }>, self: NodeId): boolean {
+  if (resp.code === 'ForwardToLeader') return resp.leaderId === null || resp.leaderId === self;
+  return resp.code === 'LeaderTransferInProgress';
 }
 
 /** The typed error a leader's clientError answer stands for, rebuilt from its code and fields. */

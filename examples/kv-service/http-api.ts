@@ -416,11 +416,14 @@ const NOT_APPLIED = new Set(['ForwardToLeader', 'LeaderTransferInProgress', 'Pro
 /** Maps an error of the library (matched by its stable `code`) to the HTTP answer. */
 export function libraryError(err: unknown, kind: Kind, timeoutMs: number): HttpError {
   if (err instanceof HttpError) return err;
-  const e = err as { code?: unknown; message?: unknown; leaderId?: unknown; mayStillComplete?: unknown; target?: unknown };
+  const e = err as { code?: unknown; message?: unknown; leaderId?: unknown; mayStillComplete?: unknown; target?: unknown; notSent?: unknown };
   const code = typeof e?.code === 'string' ? e.code : '';
   const message = typeof e?.message === 'string' ? e.message : String(err);
-  const outcome = kind === 'write' ? { outcome: NOT_APPLIED.has(code) ? 'not-applied' : 'unknown' } : {};
-  const unknownNote = kind === 'write' ? '; the write may or may not have been applied' : kind === 'read' ? '; reads are safe to retry' : '';
+  // An UnreachableError whose request never left this node (the leader was down until the deadline).
+  const notSent = code === 'Unreachable' && e.notSent === true;
+  const notApplied = NOT_APPLIED.has(code) || notSent;
+  const outcome = kind === 'write' ? { outcome: notApplied ? 'not-applied' : 'unknown' } : {};
+  const unknownNote = kind === 'write' ? (notSent ? '; nothing was applied, retry' : '; the write may or may not have been applied') : kind === 'read' ? '; reads are safe to retry' : '';
   const leaderId = typeof e?.leaderId === 'number' ? e.leaderId : null;
   switch (code) {
     case 'AskTimeout':

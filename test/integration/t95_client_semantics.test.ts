@@ -241,6 +241,30 @@ for (const placement of PLACEMENTS) {
         expect(await c.node(follower).clientRead({ q: 'get', key: 'lost' })).to.equal('2');
       });
 
+      it('a write sent through a follower while the leader it knows is cut off is carried to the next leader and applied once', async () => {
+        const leader = await c.waitForLeader();
+        const follower = c.ids.find((id) => id !== leader)!;
+        await waitUntil(c.node(follower), (m) => m.currentLeader === leader, `node ${follower} follows node ${leader}`);
+        const value = `failover-${leader}-${follower}`;
+        const termBefore = (await c.node(leader).currentMetrics()).currentTerm;
+        c.isolate(leader);
+        try {
+          // The follower still believes in the old leader for an election timeout: its first send
+          // never leaves (the link is down), and the write waits for the next leader instead of failing.
+          const res = await c.node(follower).clientWrite(put('failover', value), { responseMode: 'applied', timeoutMs: 15_000 });
+          const now = await c.waitForLeader({ among: c.ids.filter((id) => id !== leader), notIn: [leader] });
+          expect(res.term, 'appended by a leader elected after the cut').to.be.above(termBefore);
+          await c.waitForApplied(res.index, { among: c.ids.filter((id) => id !== leader) });
+          expect(await c.node(follower).clientRead({ q: 'get', key: 'failover' }, { consistency: 'stale' })).to.equal(value);
+          const entries = await storedEntries(c, now, 1, res.index + 1);
+          const copies = entries.filter((e) => e.kind === 'normal' && Buffer.from(e.payload).includes(value));
+          expect(copies.length, 'entries carrying the write').to.equal(1);
+        } finally {
+          c.restore(leader);
+        }
+        await waitUntil(c.node(leader), (m) => m.currentLeader !== null && m.currentLeader !== leader, `node ${leader} follows the new leader`);
+      });
+
       it('session options are validated, and refused on a node without sessions', async () => {
         const leader = await c.waitForLeader();
         await rejectsWith(c.node(leader).clientWrite(put('v', '1'), { session: { clientId: 1.5, serial: 1 } }), Error, 'a fractional client id');

@@ -12,7 +12,8 @@ import { RaftNode } from '../../actors/node';
 import { ActorSystem } from '../../runtime/system';
 import { tcpNetworkSpec, TcpNetworkStats, type TcpAddress } from '../../network/tcp-network';
 import { KV_MODULE } from '../../examples/kv/kv-state-machine';
-import { createKvHttpServer } from '../../examples/kv-service/http-api';
+import { createKvHttpServer, libraryError } from '../../examples/kv-service/http-api';
+import { UnreachableError } from '../../network/network';
 import { KvMetrics } from '../../examples/kv-service/metrics';
 import { freePorts } from '../../network/free-ports';
 
@@ -357,5 +358,21 @@ describe('KV service HTTP API (4 nodes over TcpNetwork in one process)', functio
       const put = await request(port(4), 'PUT', '/kv/after-change', 'ok');
       expect(put.status, put.text).to.equal(200);
     });
+  });
+});
+
+describe('KV service: library errors as HTTP answers', () => {
+  it('an UnreachableError whose request never left is a 503 with outcome not-applied; one that may have arrived is unknown', () => {
+    const notSent = libraryError(new UnreachableError(2, 'connection refused', { notSent: true }), 'write', 10_000);
+    expect(notSent.status).to.equal(503);
+    expect(notSent.error).to.equal('Unavailable');
+    expect(notSent.extra).to.include({ outcome: 'not-applied', cause: 'Unreachable' });
+    expect(notSent.message).to.match(/nothing was applied, retry$/);
+    const maybe = libraryError(new UnreachableError(2, 'connection closed: reset'), 'write', 10_000);
+    expect(maybe.status).to.equal(503);
+    expect(maybe.extra).to.include({ outcome: 'unknown', cause: 'Unreachable' });
+    expect(maybe.message).to.match(/may or may not have been applied$/);
+    const read = libraryError(new UnreachableError(2, 'connection refused', { notSent: true }), 'read', 10_000);
+    expect(read.extra).to.not.have.property('outcome');
   });
 });
