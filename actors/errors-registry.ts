@@ -7,7 +7,7 @@ import { registerErrorClass } from '../runtime/errors';
 import {
   ConfigChangeAbortedError, ConfigChangeInProgressError, NodeNotLeaderError, NodeRemovedError, NoopConfigChangeError,
   type ConfigChangeAbortReason, ForwardToLeaderError, InoperableConfigError, InvalidConfigError, InvariantViolation, MalformedMessageError,
-  NodeStoppedError, NotAllowedError, ProposalDroppedError, ProposalOutcomeUnknownError,
+  NodeStoppedError, NotAllowedError, NotAMemberError, ProposalDroppedError, ProposalOutcomeUnknownError,
   LeaderTransferError, LeaderTransferInProgressError, type LeaderTransferFailure,
 } from './raft/core/errors';
 import type { Membership, NodeId } from './raft/core/types';
@@ -39,6 +39,7 @@ registerErrorClass('Noop', (p) => new NoopConfigChangeError(p.membership as Memb
 registerErrorClass('ConfigChangeInProgress', (p) => new ConfigChangeInProgressError(str(p.reason)));
 registerErrorClass('ConfigChangeAborted', (p) => new ConfigChangeAbortedError(p.reason as ConfigChangeAbortReason, p.mayStillComplete === true, str(p.detail)));
 registerErrorClass('NodeRemoved', (p) => new NodeRemovedError(Number(p.nodeId)));
+registerErrorClass('NotAMember', (p) => new NotAMemberError(Number(p.nodeId)));
 registerErrorClass('ProposalOutcomeUnknown', (p) => new ProposalOutcomeUnknownError(Number(p.index)));
 registerErrorClass('LeaderTransfer', (p) => new LeaderTransferError(p.reason as LeaderTransferFailure, Number(p.target), p.caughtUp === true, str(p.detail)));
 registerErrorClass('LeaderTransferInProgress', (p) => new LeaderTransferInProgressError(Number(p.target)));

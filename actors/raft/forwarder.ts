@@ -17,11 +17,13 @@
  *   known, or again to the same one after a backoff. So a write sent during a failover is carried
  *   to the new leader instead of failing at once. At its deadline it is answered with the last
  *   such error (nothing appended).
+ * - A node out of the cluster (its config no longer lists it) will never learn a leader: what
+ *   waits on it, and what comes later, is answered NotAMemberError at once (nothing appended).
  */
 import type { Clock, TimerId } from '../../runtime/actor';
 import { reviveError } from '../../runtime/errors';
 import { decodeClientResponse, encodeClientRequest, type ClientRequest, type ClientResponse } from './codec';
-import { ForwardToLeaderError } from './core/errors';
+import { ForwardToLeaderError, NotAMemberError } from './core/errors';
 import type { NodeId, RaftRole, Term } from './core/types';
 import { UnreachableError } from '../../network/network';
 
@@ -37,8 +39,8 @@ const DEFAULT_CLIENT_TIMEOUT_MS = 30_000;
 export interface ForwarderHooks {
   readonly self: NodeId;
   readonly clock: Clock;
-  /** Who we believe leads, and our own role. */
-  status(): { readonly currentLeader: NodeId | null; readonly role: RaftRole; readonly currentTerm: Term };
+  /** Who we believe leads, our own role and term, and whether we are out of the cluster (see outOfCluster in raft-actor). */
+  status(): { readonly currentLeader: NodeId | null; readonly role: RaftRole; readonly currentTerm: Term; readonly outOfCluster: boolean };
   /** Sends the encoded request to `to` through the network actor; resolves with the encoded answer. */
   send(to: NodeId, rpc: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
   /** We lead now: handle the request as the leader does a forwarded one. */
@@ -117,6 +119,11 @@ export class Forwarder {
     const stay: Forward[] = [];
     const batch = this.waiting;
     this.waiting = [];
+    if (s.outOfCluster) {
+      const err = new NotAMemberError(this.hooks.self);
+      for (const f of batch) f.reject(err);
+      return;
+    }
     for (const f of batch) {
       const to = f.target ?? s.currentLeader;
       f.target = null;

@@ -220,7 +220,7 @@ export class RaftActor implements Actor<RaftMsg> {
     this.forwarder = new Forwarder({
       self: this.args.id as NodeId,
       clock: ctx.clock,
-      status: () => this.core.status(),
+      status: () => ({ ...this.core.status(), outOfCluster: this.outOfCluster() }),
       send: (to, rpc, timeoutMs) => this.network.ask<Uint8Array>({ type: 'send', target: to, rpc, timeoutMs }, timeoutMs + 100),
       handleAsLeader: (req, settle) => this.handleClientRequest(req, settle),
       answered: (id, bytes, error) => self.tell({ type: 'forwarded', id, bytes, error }),
@@ -813,6 +813,19 @@ export class RaftActor implements Actor<RaftMsg> {
   }
 
   // Forwarding: the follower's side.
+
+  /**
+   * Out of the cluster, as the core's leftCluster means it: a NonVoter with a log (not a pristine
+   * node waiting to be formed or added) that is not a learner its config keeps, and that knows no
+   * leader. It was removed: its config says so, or (a voter that never received the final config)
+   * its peers answered its campaign "unknown". No leader will replicate to it again, so requests
+   * that wait on it for a leader would wait until their deadline for nothing. A node being added
+   * hears from the leader while it catches up, so it forwards as usual; so does a node added back.
+   */
+  private outOfCluster(): boolean {
+    const s = this.core.status();
+    return s.role === 'NonVoter' && s.lastLogIndex > 0 && s.currentLeader === null && !s.membership.nonVoters.includes(this.args.id as NodeId);
+  }
 
   private forwardWrite(payload: Uint8Array, mode: ResponseMode, reply: WriteReply, deadlineMs: number): void {
     this.forwarder.forward({ type: 'forwardWrite', from: this.args.id as NodeId, payload, responseMode: mode }, (resp) => {

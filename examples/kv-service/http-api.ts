@@ -411,7 +411,7 @@ function parseJsonObject(body: Buffer, fields: readonly string[]): Record<string
 type Kind = 'write' | 'read' | 'admin';
 
 /** Codes of errors after which a write definitely did not happen. */
-const NOT_APPLIED = new Set(['ForwardToLeader', 'LeaderTransferInProgress', 'ProposalDropped', 'MalformedMessage', 'NotAllowed']);
+const NOT_APPLIED = new Set(['ForwardToLeader', 'LeaderTransferInProgress', 'ProposalDropped', 'MalformedMessage', 'NotAllowed', 'NotAMember']);
 
 /** Maps an error of the library (matched by its stable `code`) to the HTTP answer. */
 export function libraryError(err: unknown, kind: Kind, timeoutMs: number): HttpError {
@@ -432,6 +432,7 @@ export function libraryError(err: unknown, kind: Kind, timeoutMs: number): HttpE
       return new HttpError(503, 'Unavailable', `${leaderId === null ? 'no leader is known' : `the leader (node ${leaderId}) did not take the request`}; ${kind === 'write' ? 'nothing was applied, retry' : 'retry'}`, { ...outcome, cause: code, leaderId });
     case 'LeaderTransferInProgress':
     case 'ProposalDropped':
+    case 'NotAMember':
       return new HttpError(503, 'Unavailable', `${message}`, { ...outcome, cause: code });
     case 'Unreachable':
     case 'NodeStopped':

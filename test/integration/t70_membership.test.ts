@@ -16,7 +16,7 @@ import type { LocalCluster } from '../../actors/local-cluster';
 import { isMembershipCommitted, type RaftMetrics } from '../../actors/metrics/metrics';
 import {
   ConfigChangeAbortedError, ConfigChangeInProgressError, InoperableConfigError, MalformedMessageError, NodeNotLeaderError,
-  NodeStoppedError, NoopConfigChangeError,
+  NodeStoppedError, NoopConfigChangeError, NotAMemberError,
 } from '../../actors/raft/core/errors';
 import type { NodeId } from '../../actors/raft/core/types';
 import type { ConfigChangeResult } from '../../actors/raft/raft-actor';
@@ -283,6 +283,29 @@ describe('t70 membership (local)', function () {
     const ds = await digests(c, remaining as NodeId[]);
     expect(new Set(ds.map((d) => d.sha256)).size).to.equal(1);
     expect(ds[0].keys).to.equal(20);
+  });
+
+  it('a removed node answers forwarded client requests NotAMemberError at once, appending nothing; added back, it forwards again', async () => {
+    const c = cluster = await startKvCluster({ size: 3, placement: 'local', forwardToLeader: true });
+    const leader = await c.waitForLeader({ timeoutMs: 15_000 });
+    const gone = without(c.ids, leader)[0];
+    // Before: the follower forwards.
+    expect((await c.node(gone).clientWrite(put('member', 'yes'))).index).to.be.above(0);
+    await c.node(leader).proposeConfigChange({ remove: [gone] });
+    await waitUntil(c.node(gone), (m) => m.state === 'NonVoter', `removed node ${gone} ends NonVoter`);
+    const before = (await c.node(gone).currentMetrics()).lastLogIndex;
+    // A timeout long enough that a request left waiting for a leader would fail the test's own timeout.
+    const w = await rejectsWith(c.node(gone).clientWrite(put('member', 'no'), { timeoutMs: 60_000 }), NotAMemberError, 'a write on a removed node');
+    expect(w.nodeId).to.equal(gone);
+    expect(w.message).to.match(/not a member .* nothing was appended/);
+    await rejectsWith(c.node(gone).clientRead({ q: 'get', key: 'member' }, { timeoutMs: 60_000 }), NotAMemberError, 'a linearizable read on a removed node');
+    expect((await c.node(gone).currentMetrics()).lastLogIndex, 'nothing appended on the removed node').to.equal(before);
+    // Added back: the leader's config lists it again, and it forwards again.
+    await c.node(leader).proposeConfigChange({ add: [gone] });
+    await waitUntil(c.node(gone), (m) => m.state === 'Follower', `node ${gone} is a follower again`);
+    const res = await c.node(gone).clientWrite(put('member', 'again'), { responseMode: 'applied' });
+    await c.waitForApplied(res.index);
+    for (const id of c.ids) expect(await c.node(id).query({ q: 'get', key: 'member' }), `node ${id}`).to.equal('again');
   });
 
   it('removes a follower that is down: the change completes without it, and once back it goes NonVoter without moving the term', async () => {

@@ -6,10 +6,10 @@
 import { expect } from 'chai';
 import { encodeClientResponse, decodeClientRequest, type ClientRequest, type ClientResponse } from '../../actors/raft/codec';
 import '../../actors/errors-registry';
-import { ForwardToLeaderError, LeaderTransferInProgressError } from '../../actors/raft/core/errors';
+import { ForwardToLeaderError, LeaderTransferInProgressError, NotAMemberError } from '../../actors/raft/core/errors';
 import type { NodeId, RaftRole, Term } from '../../actors/raft/core/types';
 import { Forwarder, forwardMarginMs, RESEND_BACKOFF_MS } from '../../actors/raft/forwarder';
-import { AskTimeoutError } from '../../runtime/errors';
+import { AskTimeoutError, reviveError, serializeError } from '../../runtime/errors';
 import { VirtualClock } from '../../runtime/clock';
 import { UnreachableError } from '../../network/network';
 
@@ -20,7 +20,7 @@ const flush = () => new Promise<void>((r) => setImmediate(r));
 
 function harness(start: { leader: number | null; term: number }) {
   const clock = new VirtualClock();
-  const status = { currentLeader: start.leader as NodeId | null, role: 'Follower' as RaftRole, currentTerm: start.term as Term };
+  const status = { currentLeader: start.leader as NodeId | null, role: 'Follower' as RaftRole, currentTerm: start.term as Term, outOfCluster: false };
   const sent: Sent[] = [];
   const outcomes: Array<{ ok: ClientResponse } | { err: Error }> = [];
   const fwd: Forwarder = new Forwarder({
@@ -36,7 +36,8 @@ function harness(start: { leader: number | null; term: number }) {
     { type: 'forwardWrite', from: 1 as NodeId, payload: new Uint8Array([7]), responseMode: 'committed' },
     (ok) => outcomes.push({ ok }), (err) => outcomes.push({ err }), fwd.deadline(timeoutMs));
   const newLeader = (leader: number | null, term: number) => { status.currentLeader = leader as NodeId | null; status.currentTerm = term as Term; fwd.dispatch(); };
-  return { clock, sent, outcomes, write, newLeader, fwd };
+  const leave = () => { status.currentLeader = null; status.role = 'NonVoter'; status.outOfCluster = true; fwd.dispatch(); };
+  return { clock, sent, outcomes, write, newLeader, leave, fwd };
 }
 
 const ok = (index: number): Uint8Array => encodeClientResponse({ type: 'clientOk', index: index as never, term: 2 as never });
@@ -201,6 +202,23 @@ describe('Forwarder', () => {
     expect(g.sent).to.have.length(1);
   });
 
+  it('out of the cluster, what waits and what comes later is answered NotAMemberError at once, and nothing is sent', () => {
+    const h = harness({ leader: null, term: 3 });
+    h.write(10_000);
+    h.write(10_000);
+    expect(h.outcomes).to.have.length(0);
+    h.leave();
+    expect(h.outcomes).to.have.length(2);
+    h.write(10_000);
+    expect(h.outcomes).to.have.length(3);
+    for (const o of h.outcomes) {
+      const { err } = o as { err: Error };
+      expect(err).to.be.instanceOf(NotAMemberError);
+      expect((err as NotAMemberError).nodeId).to.equal(1);
+    }
+    expect(h.sent).to.have.length(0);
+  });
+
   it('UnreachableError is "maybe sent" unless the transport says otherwise, and says so in its message', () => {
     const maybe = new UnreachableError(2, 'connection closed');
     expect(maybe.notSent).to.equal(false);
@@ -208,5 +226,18 @@ describe('Forwarder', () => {
     const not = downErr(2);
     expect(not.notSent).to.equal(true);
     expect(not.message).to.equal('node 2 unreachable: connection refused (not sent)');
+  });
+
+  it('UnreachableError (notSent) and NotAMemberError keep their class and fields across a thread', () => {
+    const cross = <E extends Error>(e: E): E => reviveError(structuredClone(serializeError(e))) as E;
+    for (const notSent of [true, false]) {
+      const e = cross(new UnreachableError(4, 'link down', { notSent }));
+      expect(e).to.be.instanceOf(UnreachableError);
+      expect([e.target, e.reason, e.notSent]).to.deep.equal([4, 'link down', notSent]);
+    }
+    const m = cross(new NotAMemberError(5));
+    expect(m).to.be.instanceOf(NotAMemberError);
+    expect(m.nodeId).to.equal(5);
+    expect(m.code).to.equal('NotAMember');
   });
 });

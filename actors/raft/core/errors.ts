@@ -148,6 +148,18 @@ export class NodeRemovedError extends RaftError {
   }
 }
 
+/**
+ * A client request reached a node that is out of the cluster: a config change removed it (its
+ * config says so, or its peers answered its campaign that they do not know it), so no leader will
+ * talk to it again and it cannot forward. Nothing was appended. Send the request to a member.
+ */
+export class NotAMemberError extends RaftError {
+  readonly code = 'NotAMember';
+  constructor(readonly nodeId: number) {
+    super(`node ${nodeId} is not a member of the cluster (removed by a config change); nothing was appended, send requests to a member`);
+  }
+}
+
 export type LeaderTransferFailure = 'not-a-voter' | 'in-progress' | 'timeout' | 'superseded' | 'leadership-lost';
 
 /**
