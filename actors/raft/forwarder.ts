@@ -103,36 +103,44 @@ export class Forwarder {
   }
 
   forward(req: ClientRequest, settle: (resp: ClientResponse) => void, reject: (err: Error) => void, deadlineMs: number): void {
-    this.waiting.push({ req, settle, reject, hops: MAX_FORWARD_HOPS, deadlineMs, target: null, sentTo: null, resend: null });
-    this.dispatch();
-    this.scheduleExpiry();
+    this.route([{ req, settle, reject, hops: MAX_FORWARD_HOPS, deadlineMs, target: null, sentTo: null, resend: null }]);
+  }
+
+  /** The waiting requests go where they can now (after every step of the owner: a leader may have become known). */
+  dispatch(): void {
+    if (this.waiting.length === 0) return;
+    const batch = this.waiting;
+    this.waiting = [];
+    this.route(batch);
   }
 
   /**
-   * Sends the waiting requests to the leader (the one a redirect named, else the one we know);
-   * as leader ourselves, handles them here. Those with nowhere to go keep waiting.
+   * Sends each request to the leader (the one a redirect named, else the one we know); as leader
+   * ourselves, handles it here. Those with nowhere to go yet wait, and the timer is set to wake by
+   * their deadline or the end of their backoff. Each request costs O(1): a burst of requests that
+   * arrive while no leader is known does not rescan the ones already waiting.
    */
-  dispatch(): void {
-    if (this.waiting.length === 0) return;
+  private route(batch: readonly Forward[]): void {
     const s = this.hooks.status();
     const now = this.hooks.clock.now();
-    const stay: Forward[] = [];
-    const batch = this.waiting;
-    this.waiting = [];
     if (s.outOfCluster) {
       const err = new NotAMemberError(this.hooks.self);
       for (const f of batch) f.reject(err);
       return;
     }
+    const wait = (f: Forward): void => {
+      this.waiting.push(f);
+      this.wakeBy(f.resend === null ? f.deadlineMs : Math.min(f.deadlineMs, f.resend.at));
+    };
     for (const f of batch) {
       const to = f.target ?? s.currentLeader;
       f.target = null;
-      if (to === null) { stay.push(f); continue; }
+      if (to === null) { wait(f); continue; }
       const r = f.resend;
-      if (r !== null && to === r.leader && s.currentTerm === r.term && now < r.at) { stay.push(f); continue; }
+      if (r !== null && to === r.leader && s.currentTerm === r.term && now < r.at) { wait(f); continue; }
       if (to === this.hooks.self) {
         if (s.role === 'Leader') this.hooks.handleAsLeader(f.req, f.settle);
-        else stay.push(f); // named by an answer, but not (or no longer) leading: wait for the real leader
+        else wait(f); // named by an answer, but not (or no longer) leading: wait for the real leader
         continue;
       }
       const timeoutMs = Math.floor(f.deadlineMs - now);
@@ -145,7 +153,6 @@ export class Forwarder {
         (error: Error) => this.hooks.answered(id, null, error),
       );
     }
-    this.waiting.push(...stay);
   }
 
   /** The owner stops: every request still here gets `err`. */
@@ -176,9 +183,7 @@ export class Forwarder {
     if (resp.type === 'clientError' && resp.code === 'ForwardToLeader' && f.hops > 1 && resp.leaderId !== null && resp.leaderId !== this.hooks.self) {
       f.hops--;
       f.target = resp.leaderId;
-      this.waiting.push(f);
-      this.dispatch();
-      this.scheduleExpiry();
+      this.route([f]);
       return;
     }
     if (resp.type === 'clientError' && inTime && f.sentTo !== null && notTakenNoOneNamed(resp, this.hooks.self)) {
@@ -197,13 +202,13 @@ export class Forwarder {
   expire(): void {
     this.timer = null;
     const now = this.hooks.clock.now();
-    const expired = this.waiting.filter((f) => f.deadlineMs <= now);
-    if (expired.length > 0) {
-      this.waiting = this.waiting.filter((f) => f.deadlineMs > now);
-      for (const f of expired) f.reject(f.resend?.error ?? new ForwardToLeaderError(null));
+    const live: Forward[] = [];
+    for (const f of this.waiting) {
+      if (f.deadlineMs <= now) f.reject(f.resend?.error ?? new ForwardToLeaderError(null));
+      else live.push(f);
     }
-    if (this.waiting.some((f) => f.resend !== null && f.resend.at <= now)) this.dispatch();
-    this.scheduleExpiry();
+    this.waiting = [];
+    this.route(live);
   }
 
   /**
@@ -216,18 +221,11 @@ export class Forwarder {
     const prev = f.resend;
     const backoffMs = prev !== null && prev.leader === leader && prev.term === term ? Math.min(RESEND_BACKOFF_MS.max, 2 * prev.backoffMs) : RESEND_BACKOFF_MS.initial;
     f.resend = { leader, term, at: this.hooks.clock.now() + backoffMs, backoffMs, error };
-    this.waiting.push(f);
-    this.dispatch(); // a new leader may be known already
-    this.scheduleExpiry();
+    this.route([f]); // a new leader may be known already
   }
 
-  /**
-   * The timer wakes at the earliest deadline or end of a resend backoff among the waiting requests;
-   * one set for later (a request with a shorter timeout came after) is replaced.
-   */
-  private scheduleExpiry(): void {
-    if (this.waiting.length === 0) return;
-    const at = Math.min(...this.waiting.map((f) => (f.resend === null ? f.deadlineMs : Math.min(f.deadlineMs, f.resend.at))));
+  /** The timer wakes by `at`: one set for later (a request with a shorter timeout came after) is replaced. */
+  private wakeBy(at: number): void {
     if (this.timer !== null) {
       if (this.timerAt <= at) return;
       this.hooks.clock.clearTimeout(this.timer);

@@ -220,7 +220,7 @@ export class RaftActor implements Actor<RaftMsg> {
     this.forwarder = new Forwarder({
       self: this.args.id as NodeId,
       clock: ctx.clock,
-      status: () => ({ ...this.core.status(), outOfCluster: this.outOfCluster() }),
+      status: () => { const s = this.core.status(); return { ...s, outOfCluster: this.outOfCluster(s) }; },
       send: (to, rpc, timeoutMs) => this.network.ask<Uint8Array>({ type: 'send', target: to, rpc, timeoutMs }, timeoutMs + 100),
       handleAsLeader: (req, settle) => this.handleClientRequest(req, settle),
       answered: (id, bytes, error) => self.tell({ type: 'forwarded', id, bytes, error }),
@@ -822,8 +822,7 @@ export class RaftActor implements Actor<RaftMsg> {
    * that wait on it for a leader would wait until their deadline for nothing. A node being added
    * hears from the leader while it catches up, so it forwards as usual; so does a node added back.
    */
-  private outOfCluster(): boolean {
-    const s = this.core.status();
+  private outOfCluster(s: CoreStatus): boolean {
     return s.role === 'NonVoter' && s.lastLogIndex > 0 && s.currentLeader === null && !s.membership.nonVoters.includes(this.args.id as NodeId);
   }
 
